@@ -1,0 +1,1 @@
+"""Analytics: SQL access to the lakehouse and, later, events, KPIs, experiments."""

@@ -1,0 +1,1 @@
+"""Thin Dagster asset functions over ``models`` and ``analytics``."""

@@ -1,0 +1,264 @@
+"""The track pipeline: generated → scored → mastered → in rotation.
+
+Each asset reads its inputs from the lakehouse for its batch partition,
+skips tracks whose output already exists (so re-runs are idempotent), and
+writes its own Delta table.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from models.errors import ModelsError
+from models.pipeline import (
+    generate_encoded,
+    master_one,
+    mastered_row,
+    parallel_map,
+    plan_specs,
+    rotation_weight,
+    score_row,
+    track_id_for,
+    tracks_row,
+)
+from orchestration.config import GenerationConfig
+from orchestration.partitions import batch_partitions
+from orchestration.resources import GeneratorResource, LakehouseResource
+from sonicforge.errors import StorageError
+
+GROUP = "tracks"
+
+
+def _preview(rows: list[dict[str, Any]], columns: list[str], limit: int = 10) -> dg.MetadataValue:
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    body = "".join(
+        "| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |\n" for r in rows[:limit]
+    )
+    return dg.MetadataValue.md(head + body if rows else "_no rows_")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, list):
+        return "; ".join(map(str, value))
+    return str(value)
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name=GROUP,
+    kinds={"python", "deltalake"},
+    metadata={"table": "tracks"},
+)
+def generated_tracks(
+    context: dg.AssetExecutionContext,
+    config: GenerationConfig,
+    lakehouse: LakehouseResource,
+    generator: GeneratorResource,
+) -> dg.MaterializeResult:
+    """Raw tracks of one batch, generated and stored with what they really are."""
+    batch_id = context.partition_key
+    lh = lakehouse.open()
+    backend = generator.backend(config.backend)
+    seed = config.resolved_seed(batch_id)
+    specs = backend.validate(
+        plan_specs(config.genres, config.count, bpm=config.bpm, prompt=config.prompt),
+        duration_s=config.duration_s,
+    )
+    ids = [
+        track_id_for(batch_id=batch_id, index=i, genre=s.genre, seed=seed + i, backend=backend.name)
+        for i, s in enumerate(specs)
+    ]
+    existing = set(lh.read("tracks", columns=["track_id"], where={"batch_id": batch_id})["track_id"].to_pylist())
+    todo = [(ids[i], spec, seed + i) for i, spec in enumerate(specs) if ids[i] not in existing]
+    encoded = generate_encoded(
+        backend,
+        [(spec, s) for _, spec, s in todo],
+        duration_s=config.duration_s,
+        workers=generator.workers,
+        backend_options=generator.backend_options(config.backend),
+    )
+    rows = []
+    for (track_id, _, _), enc in zip(todo, encoded, strict=True):
+        uri, sha = lh.audio.put(f"raw/{batch_id}/{track_id}.flac", enc.flac)
+        rows.append(
+            tracks_row(
+                enc,
+                track_id=track_id,
+                batch_id=batch_id,
+                backend=backend,
+                requested_duration_s=config.duration_s,
+                raw_uri=uri,
+                sha256=sha,
+                request_id=config.request_id,
+                dagster_run_id=context.run_id,
+            )
+        )
+    inserted = lh.insert_new("tracks", rows)
+    audio_s = sum(r["duration_s"] for r in rows)
+    gen_s = sum(r["generation_s"] for r in rows)
+    context.log.info(f"batch {batch_id}: generated {len(rows)}, skipped {len(existing)} existing")
+    return dg.MaterializeResult(
+        metadata={
+            "generated": inserted,
+            "skipped_existing": len(existing),
+            "backend": backend.name,
+            "model": f"{backend.model_name}@{backend.model_version}",
+            "audio_seconds": audio_s,
+            "realtime_factor": (audio_s / gen_s) if gen_s else 0.0,
+            "preview": _preview(rows, ["track_id", "genre", "bpm", "musical_key", "duration_s"]),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name=GROUP,
+    kinds={"python", "deltalake"},
+    deps=[generated_tracks],
+    metadata={"table": "track_scores"},
+)
+def track_scores(
+    context: dg.AssetExecutionContext,
+    lakehouse: LakehouseResource,
+    generator: GeneratorResource,
+) -> dg.MaterializeResult:
+    """Loudness, peaks, tempo and spectrum of each raw track, and its quality verdict."""
+    batch_id = context.partition_key
+    lh = lakehouse.open()
+    tracks = lh.read("tracks", where={"batch_id": batch_id}).to_pylist()
+    done = set(lh.read("track_scores", columns=["track_id"], where={"batch_id": batch_id})["track_id"].to_pylist())
+    jobs = []
+    for t in tracks:
+        if t["track_id"] in done:
+            continue
+        try:
+            data = lh.audio.get(t["raw_uri"])
+        except StorageError as exc:
+            # A missing file scores as broken audio (reason recorded) rather
+            # than stopping the batch.
+            context.log.warning(str(exc))
+            data = b""
+        jobs.append((t, data))
+    rows = parallel_map(score_row, jobs, workers=generator.workers)
+    lh.insert_new("track_scores", rows)
+    passed = [r for r in rows if r["passed"]]
+    failed = [r for r in rows if not r["passed"]]
+    return dg.MaterializeResult(
+        metadata={
+            "scored": len(rows),
+            "passed": len(passed),
+            "failed": len(failed),
+            "mean_quality_score": (sum(r["quality_score"] for r in rows) / len(rows)) if rows else 0.0,
+            "preview": _preview(
+                rows, ["track_id", "quality_score", "passed", "integrated_lufs", "tempo_bpm_est"]
+            ),
+            "failures": _preview(failed, ["track_id", "reasons"]),
+        }
+    )
+
+
+def _master_safely(job: tuple[dict[str, Any], bytes]) -> Any:
+    try:
+        return master_one(job)
+    except ModelsError as exc:
+        return f"{job[0]['track_id']}: {exc}"
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name=GROUP,
+    kinds={"python", "deltalake", "pedalboard"},
+    deps=[track_scores],
+    metadata={"table": "mastered_tracks"},
+)
+def mastered_tracks(
+    context: dg.AssetExecutionContext,
+    lakehouse: LakehouseResource,
+    generator: GeneratorResource,
+) -> dg.MaterializeResult:
+    """Passing tracks mastered to −14 LUFS / −1 dBTP, as a FLAC master and an MP3 rendition."""
+    batch_id = context.partition_key
+    lh = lakehouse.open()
+    tracks = {t["track_id"]: t for t in lh.read("tracks", where={"batch_id": batch_id}).to_pylist()}
+    scores = lh.read("track_scores", where={"batch_id": batch_id}).to_pylist()
+    done = set(lh.read("mastered_tracks", columns=["track_id"], where={"batch_id": batch_id})["track_id"].to_pylist())
+    jobs = []
+    for s in scores:
+        if s["passed"] and s["track_id"] not in done:
+            t = tracks[s["track_id"]]
+            jobs.append((t, lh.audio.get(t["raw_uri"])))
+    results = parallel_map(_master_safely, jobs, workers=generator.workers)
+    rows, errors = [], []
+    for m in results:
+        if isinstance(m, str):
+            context.log.error(f"mastering failed: {m}")
+            errors.append(m)
+            continue
+        master_uri, master_sha = lh.audio.put(f"masters/{batch_id}/{m.track_id}.flac", m.flac)
+        mp3_uri, mp3_sha = lh.audio.put(f"masters/{batch_id}/{m.track_id}.mp3", m.mp3)
+        rows.append(
+            mastered_row(
+                m,
+                batch_id=batch_id,
+                master_uri=master_uri,
+                master_sha256=master_sha,
+                mp3_uri=mp3_uri,
+                mp3_sha256=mp3_sha,
+            )
+        )
+    lh.insert_new("mastered_tracks", rows)
+    return dg.MaterializeResult(
+        metadata={
+            "mastered": len(rows),
+            "failed": len(errors),
+            "errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors) or "_none_"),
+            "max_lufs_deviation": max((abs(r["lufs_after"] + 14.0) for r in rows), default=0.0),
+            "max_true_peak_dbtp": max((r["true_peak_after"] for r in rows), default=-120.0),
+            "preview": _preview(rows, ["track_id", "lufs_before", "lufs_after", "true_peak_after"]),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=batch_partitions,
+    group_name=GROUP,
+    kinds={"python", "deltalake"},
+    deps=[mastered_tracks],
+    metadata={"table": "rotation"},
+)
+def rotation(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+    """Mastered, passing tracks of the batch made eligible to air, weighted by quality."""
+    batch_id = context.partition_key
+    lh = lakehouse.open()
+    tracks = {t["track_id"]: t for t in lh.read("tracks", where={"batch_id": batch_id}).to_pylist()}
+    scores = {s["track_id"]: s for s in lh.read("track_scores", where={"batch_id": batch_id}).to_pylist()}
+    masters = lh.read("mastered_tracks", where={"batch_id": batch_id}).to_pylist()
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "track_id": m["track_id"],
+            "batch_id": batch_id,
+            "genre": tracks[m["track_id"]]["genre"],
+            "weight": rotation_weight(scores[m["track_id"]]["quality_score"]),
+            "duration_s": m["duration_s"],
+            "quality_score": scores[m["track_id"]]["quality_score"],
+            "eligible_from": now,
+            "retired_at": None,
+        }
+        for m in masters
+        if scores.get(m["track_id"], {}).get("passed")
+    ]
+    added = lh.insert_new("rotation", rows)
+    return dg.MaterializeResult(
+        metadata={
+            "added": added,
+            "rotation_size": lh.count("rotation"),
+            "airtime_added_s": sum(r["duration_s"] for r in rows),
+            "preview": _preview(rows, ["track_id", "genre", "weight", "quality_score"]),
+        }
+    )

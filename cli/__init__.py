@@ -1,0 +1,1 @@
+"""The ``sonicforge`` command line: the composition root over every package."""

@@ -1,0 +1,1 @@
+"""Plain-Python models: generation backends, scoring, mastering. No Dagster here."""

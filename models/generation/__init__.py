@@ -1,0 +1,9 @@
+"""Generation backends behind one interface (see ``base``)."""
+
+from models.generation.base import (
+    GeneratedTrack,
+    GenerationBackend,
+    TrackSpec,
+)
+
+__all__ = ["GeneratedTrack", "GenerationBackend", "TrackSpec"]

@@ -1,0 +1,1 @@
+"""Dagster definitions: resources, partitions, checks, jobs, sensors."""

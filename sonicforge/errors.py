@@ -1,0 +1,22 @@
+"""Exceptions of the core package."""
+
+from __future__ import annotations
+
+
+class SonicForgeError(Exception):
+    """Base class for core errors; messages are meant for people."""
+
+
+class ConfigurationError(SonicForgeError, ValueError):
+    """A setting has a value that cannot work, with what is allowed."""
+
+
+class UnknownTableError(SonicForgeError, KeyError):
+    """A lakehouse table name that no contract defines."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class StorageError(SonicForgeError, OSError):
+    """Reading or writing an object in the audio store failed."""

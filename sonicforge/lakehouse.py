@@ -1,0 +1,155 @@
+"""The lakehouse: Delta tables written with ``deltalake`` and an audio store.
+
+Writers call ``insert_new`` (skip rows whose key exists) or ``upsert``
+(update matched rows, insert the rest); both merge on the table contract's
+key, so re-running a partition never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from sonicforge.errors import SonicForgeError
+from sonicforge.storage import ObjectStore
+from sonicforge.tables import CONTRACTS, TableContract, contract
+
+Rows = pa.Table | Sequence[Mapping[str, Any]]
+
+
+class Lakehouse:
+    """Delta tables under one root (a local path or ``s3://…``)."""
+
+    def __init__(self, root_uri: str, *, storage_options: Mapping[str, str] | None = None):
+        self.root_uri = root_uri.rstrip("/")
+        self._local = "://" not in self.root_uri or self.root_uri.startswith("file://")
+        if self._local:
+            self.root_uri = os.path.abspath(self.root_uri.removeprefix("file://"))
+        self.storage_options = dict(storage_options or {})
+        self.audio = ObjectStore(f"{self.root_uri}/audio", storage_options=self.storage_options)
+
+    # -- tables -----------------------------------------------------------
+    def table_uri(self, name: str) -> str:
+        contract(name)
+        return f"{self.root_uri}/{name}"
+
+    def _open(self, name: str) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.table_uri(name), storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            return None
+
+    def exists(self, name: str) -> bool:
+        return self._open(name) is not None
+
+    def ensure(self, name: str) -> None:
+        """Create table ``name`` empty, with its contract's schema, if missing."""
+        if self.exists(name):
+            return
+        c = contract(name)
+        if self._local:
+            os.makedirs(self.table_uri(name), exist_ok=True)
+        write_deltalake(
+            self.table_uri(name),
+            c.schema.empty_table(),
+            mode="ignore",
+            description=c.description,
+            storage_options=self.storage_options or None,
+        )
+
+    def ensure_all(self, names: Iterable[str] | None = None) -> list[str]:
+        names = list(names or CONTRACTS)
+        for name in names:
+            self.ensure(name)
+        return names
+
+    def table_names(self) -> list[str]:
+        return [name for name in CONTRACTS if self.exists(name)]
+
+    @staticmethod
+    def conform(c: TableContract, rows: Rows) -> pa.Table:
+        """Rows as a table of exactly the contract's schema, or a clear error."""
+        try:
+            if isinstance(rows, pa.Table):
+                return rows.select(c.columns).cast(c.schema)
+            return pa.Table.from_pylist([dict(r) for r in rows], schema=c.schema)
+        except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+            raise SonicForgeError(
+                f"rows do not match the {c.name!r} contract (columns {c.columns}): {exc}"
+            ) from exc
+
+    def _merge(self, name: str, rows: Rows, *, update: bool) -> dict[str, int]:
+        c = contract(name)
+        data = self.conform(c, rows)
+        if data.num_rows == 0:
+            return {"inserted": 0, "updated": 0}
+        keys = data.select(list(c.key)).to_pylist()
+        if len({tuple(k.values()) for k in keys}) != len(keys):
+            raise SonicForgeError(f"duplicate {c.key} values in rows written to {name!r}")
+        self.ensure(name)
+        dt = self._open(name)
+        assert dt is not None
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in c.key)
+        merger = dt.merge(data, predicate, source_alias="s", target_alias="t")
+        if update:
+            merger = merger.when_matched_update_all()
+        metrics = merger.when_not_matched_insert_all().execute()
+        return {
+            "inserted": int(metrics.get("num_target_rows_inserted", 0)),
+            "updated": int(metrics.get("num_target_rows_updated", 0)),
+        }
+
+    def insert_new(self, name: str, rows: Rows) -> int:
+        """Append rows whose key is not in the table yet; returns rows inserted."""
+        return self._merge(name, rows, update=False)["inserted"]
+
+    def upsert(self, name: str, rows: Rows) -> dict[str, int]:
+        """Update rows whose key exists and insert the others."""
+        return self._merge(name, rows, update=True)
+
+    def read(
+        self,
+        name: str,
+        *,
+        columns: Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> pa.Table:
+        """The table (empty, with its schema, if it does not exist yet),
+        optionally restricted to rows whose columns equal ``where``'s values.
+
+        Analysts filter and join through DuckDB (``analytics.sql``); this is
+        the plain read that assets and services use.
+        """
+        c = contract(name)
+        dt = self._open(name)
+        filters = [(col, "=", value) for col, value in (where or {}).items()]
+        if dt is None:
+            table = c.schema.empty_table()
+        else:
+            table = dt.to_pyarrow_table(filters=filters or None)  # type: ignore[arg-type]
+        return table.select(list(columns)) if columns else table
+
+    def count(self, name: str) -> int:
+        dt = self._open(name)
+        return 0 if dt is None else dt.count()
+
+    def version(self, name: str) -> int | None:
+        dt = self._open(name)
+        return None if dt is None else dt.version()
+
+    def compact(self, name: str) -> dict[str, Any]:
+        dt = self._open(name)
+        return {} if dt is None else dict(dt.optimize.compact())
+
+    def dataset(self, name: str) -> Any:
+        """A pyarrow dataset over the table's current version (for engines
+        that cannot read the Delta log themselves)."""
+        dt = self._open(name)
+        if dt is None:
+            return contract(name).schema.empty_table()
+        return dt.to_pyarrow_dataset()
