@@ -113,11 +113,12 @@ class SqlEngine:
                 self.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "__{name}_dataset"')
         return names
 
-    def query(self, sql: str) -> pa.Table:
+    def query(self, sql: str, params: Sequence[object] | None = None) -> pa.Table:
+        """Run ``sql`` (``?`` placeholders bound from ``params``) to an Arrow table."""
         if not sql.strip():
             raise SqlError("empty query; give a SQL statement, e.g. \"select * from tracks limit 5\"")
         try:
-            result = self.con.execute(sql)
+            result = self.con.execute(sql, params) if params else self.con.execute(sql)
             if result.description is None:
                 return pa.table({})
             return result.fetch_arrow_table()

@@ -100,7 +100,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "r.track_id is not null as on_air "
         "from tracks t left join track_scores s using (track_id) "
         "left join mastered_tracks m using (track_id) left join rotation r using (track_id) "
-        f"where t.batch_id = '{result.batch_id}' order by t.track_id"
+        "where t.batch_id = ? order by t.track_id",
+        [result.batch_id],
     )
     sys.stdout.write(render(table, "table").decode())
     return 0 if result.success else 1

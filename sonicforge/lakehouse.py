@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -127,11 +128,14 @@ class Lakehouse:
         """
         c = contract(name)
         dt = self._open(name)
-        filters = [(col, "=", value) for col, value in (where or {}).items()]
         if dt is None:
             table = c.schema.empty_table()
-        else:
-            table = dt.to_pyarrow_table(filters=filters or None)  # type: ignore[arg-type]
+            return table.select(list(columns)) if columns else table
+        # delta-rs may write string columns as string_view, which pyarrow's
+        # dataset filters cannot compare yet: scan, conform, then filter.
+        table = self.conform(c, dt.to_pyarrow_dataset().to_table())
+        for col, value in (where or {}).items():
+            table = table.filter(pc.equal(table[col], pa.scalar(value, type=c.schema.field(col).type)))
         return table.select(list(columns)) if columns else table
 
     def count(self, name: str) -> int:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sonicforge.errors import ConfigurationError
 
@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     lakehouse_uri: str | None = None
     # Storage options passed to deltalake and pyarrow's S3 layer, as JSON in the
     # environment: {"AWS_REGION": "...", "AWS_ENDPOINT_URL": "...", ...}.
-    lakehouse_storage_options: dict[str, str] = Field(default_factory=dict)
+    lakehouse_storage_options: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
     dagster_home: Path | None = None
     mlflow_tracking_uri: str | None = None

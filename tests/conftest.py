@@ -1,0 +1,57 @@
+"""Shared fixtures: a temporary lakehouse and settings, and the real
+PostgreSQL / Redis when CI provides their URLs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sonicforge.lakehouse import Lakehouse
+from sonicforge.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reads or writes the developer's ./var or their SONICFORGE_*."""
+    for key in list(os.environ):
+        if key.startswith("SONICFORGE_") and not key.startswith("SONICFORGE_TEST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("SONICFORGE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    from sonicforge.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(var_dir=tmp_path / "var")
+
+
+@pytest.fixture
+def lakehouse(tmp_path: Path) -> Lakehouse:
+    lh = Lakehouse(str(tmp_path / "lake"))
+    lh.ensure_all()
+    return lh
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    url = os.environ.get("SONICFORGE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("SONICFORGE_TEST_POSTGRES_URL is not set; .ci/run sets it to the CI PostgreSQL")
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("SONICFORGE_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("SONICFORGE_TEST_REDIS_URL is not set; .ci/run sets it to the CI Redis")
+    return url

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from sonicforge.errors import ConfigurationError
+from sonicforge.settings import Settings
+
+
+def test_embedded_defaults_live_under_var(tmp_path: Path) -> None:
+    s = Settings(var_dir=tmp_path / "var")
+    assert s.resolved_lakehouse_uri == str((tmp_path / "var" / "lake").absolute())
+    assert s.resolved_app_database_url.startswith("sqlite:///")
+    assert s.resolved_mlflow_tracking_uri.endswith("mlflow.db")
+
+
+def test_production_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SONICFORGE_LAKEHOUSE_URI", "s3://radio/lake")
+    monkeypatch.setenv("SONICFORGE_LAKEHOUSE_STORAGE_OPTIONS", '{"AWS_REGION": "eu-west-1"}')
+    s = Settings()
+    assert s.resolved_lakehouse_uri == "s3://radio/lake"
+    assert s.lakehouse_storage_options == {"AWS_REGION": "eu-west-1"}
+
+
+def test_bad_storage_options_say_what_is_expected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SONICFORGE_LAKEHOUSE_STORAGE_OPTIONS", "region=eu")
+    with pytest.raises(ValidationError, match="must be a JSON object"):
+        Settings()
+
+
+def test_production_refuses_embedded_defaults() -> None:
+    with pytest.raises(ConfigurationError, match="SONICFORGE_APP_DATABASE_URL"):
+        Settings(environment="production", lakehouse_uri="s3://x/y").check_production()
