@@ -63,7 +63,8 @@ def generated_tracks(
     """Raw tracks of one batch, generated and stored with what they really are."""
     batch_id = context.partition_key
     lh = lakehouse.open()
-    backend = generator.backend(config.backend)
+    choice = generator.choose(config.backend, overrides=config.sampling())
+    backend = choice.backend
     seed = config.resolved_seed(batch_id)
     specs = backend.validate(
         plan_specs(config.genres, config.count, bpm=config.bpm, prompt=config.prompt),
@@ -75,13 +76,37 @@ def generated_tracks(
     ]
     existing = set(lh.read("tracks", columns=["track_id"], where={"batch_id": batch_id})["track_id"].to_pylist())
     todo = [(ids[i], spec, seed + i) for i, spec in enumerate(specs) if ids[i] not in existing]
-    encoded = generate_encoded(
-        backend,
-        [(spec, s) for _, spec, s in todo],
-        duration_s=config.duration_s,
-        workers=generator.workers,
-        backend_options=generator.backend_options(config.backend),
-    )
+    # The batch's MLflow run opens before generating, so that the rows can
+    # carry its id and a failed batch is recorded as a failed run.
+    tracking = generator.tracking() if todo else None
+    mlflow_run_id = None
+    if tracking is not None:
+        from models.tracking import batch_params
+
+        mlflow_run_id = tracking.start_batch(
+            backend=backend.name,
+            batch_id=batch_id,
+            params=batch_params(
+                backend,
+                duration_s=config.duration_s,
+                seed=seed,
+                count=len(todo),
+                genres=[spec.genre for _, spec, _ in todo],
+            ),
+            tags={"dagster.run_id": context.run_id, "dagster.partition": batch_id, **choice.tags},
+        )
+    try:
+        encoded = generate_encoded(
+            backend,
+            [(spec, s) for _, spec, s in todo],
+            duration_s=config.duration_s,
+            workers=generator.workers,
+            backend_options=choice.options,
+        )
+    except Exception as exc:
+        if tracking is not None and mlflow_run_id is not None:
+            tracking.fail_batch(mlflow_run_id, exc)
+        raise
     rows = []
     for (track_id, _, _), enc in zip(todo, encoded, strict=True):
         uri, sha = lh.audio.put(f"raw/{batch_id}/{track_id}.flac", enc.flac)
@@ -96,9 +121,12 @@ def generated_tracks(
                 sha256=sha,
                 request_id=config.request_id,
                 dagster_run_id=context.run_id,
+                mlflow_run_id=mlflow_run_id,
             )
         )
     inserted = lh.insert_new("tracks", rows)
+    if tracking is not None and mlflow_run_id is not None:
+        tracking.finish_batch(mlflow_run_id, tracks=rows)
     audio_s = sum(r["duration_s"] for r in rows)
     gen_s = sum(r["generation_s"] for r in rows)
     context.log.info(f"batch {batch_id}: generated {len(rows)}, skipped {len(existing)} existing")
@@ -110,6 +138,8 @@ def generated_tracks(
             "model": f"{backend.model_name}@{backend.model_version}",
             "audio_seconds": audio_s,
             "realtime_factor": (audio_s / gen_s) if gen_s else 0.0,
+            "mlflow_run_id": mlflow_run_id or "",
+            "generator": dg.MetadataValue.json(choice.tags),
             "preview": _preview(rows, ["track_id", "genre", "bpm", "musical_key", "duration_s"]),
         }
     )
@@ -146,6 +176,12 @@ def track_scores(
         jobs.append((t, data))
     rows = parallel_map(score_row, jobs, workers=generator.workers)
     lh.insert_new("track_scores", rows)
+    tracking = generator.tracking() if rows else None
+    if tracking is not None:
+        from models.tracking import log_batch_quality
+
+        # Quality lands on the generation run each track came from.
+        log_batch_quality(tracking, tracks, rows)
     passed = [r for r in rows if r["passed"]]
     failed = [r for r in rows if not r["passed"]]
     return dg.MaterializeResult(

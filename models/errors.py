@@ -25,3 +25,7 @@ class ModelUnavailableError(ModelsError, RuntimeError):
 
 class AudioDecodeError(ModelsError, ValueError):
     """Audio bytes could not be decoded (truncated, corrupt or unsupported)."""
+
+
+class RegistryError(ModelsError, LookupError):
+    """The model registry has no usable entry for a generator or alias."""

@@ -21,6 +21,16 @@ class GenerationConfig(dg.Config):
     bpm: float | None = Field(default=None, description="Defaults to one chosen per track.")
     prompt: str | None = None
     request_id: str | None = None
+    # Sampling of model backends (musicgen, audiocraft); unset, the
+    # generator's registered parameters apply.
+    guidance_scale: float | None = Field(default=None, ge=1.0, le=20.0)
+    temperature: float | None = Field(default=None, gt=0.0, le=5.0)
+    top_k: int | None = Field(default=None, ge=0, le=4096)
+
+    def sampling(self) -> dict[str, float | int]:
+        """The sampling options this run sets."""
+        values = {"guidance_scale": self.guidance_scale, "temperature": self.temperature, "top_k": self.top_k}
+        return {k: v for k, v in values.items() if v is not None}
 
     def resolved_seed(self, batch_id: str) -> int:
         if self.seed is not None:

@@ -8,9 +8,14 @@ from typing import Any
 import dagster as dg
 
 from orchestration.resources import (
+    GeneratorResource,
     LocalGeneratorResource,
     LocalLakehouseResource,
+    LocalMLflowResource,
+    MLflowResource,
+    RegistryGeneratorResource,
     S3LakehouseResource,
+    ServerMLflowResource,
 )
 from sonicforge.settings import Settings, get_settings
 
@@ -33,9 +38,33 @@ def resources_for(settings: Settings | None = None) -> dict[str, Any]:
         )
     else:
         lakehouse = LocalLakehouseResource(root=uri)
+    mlflow = mlflow_resource_for(settings)
     return {
         "lakehouse": lakehouse,
-        "generator": LocalGeneratorResource(
-            default_backend=settings.default_backend, workers=settings.generation_workers
-        ),
+        "generator": generator_resource_for(settings, mlflow),
+        "mlflow": mlflow,
     }
+
+
+def mlflow_resource_for(settings: Settings) -> MLflowResource:
+    """A tracking server when its URI is http(s); otherwise the embedded
+    SQLite store and artifact directory under ``var/``."""
+    uri = settings.resolved_mlflow_tracking_uri
+    if uri.startswith(("http://", "https://", "databricks")):
+        return ServerMLflowResource(tracking_uri=uri)
+    return LocalMLflowResource(tracking_uri=uri, artifact_root=settings.resolved_mlflow_artifact_root)
+
+
+def generator_resource_for(settings: Settings, mlflow: MLflowResource) -> GeneratorResource:
+    """The registry's alias (default) or the backend named in settings."""
+    if settings.generator_source == "registry":
+        return RegistryGeneratorResource(
+            mlflow=mlflow,
+            model_name=settings.generator_model_name,
+            alias=settings.generator_alias,
+            bootstrap_backend=settings.default_backend,
+            workers=settings.generation_workers,
+        )
+    return LocalGeneratorResource(
+        default_backend=settings.default_backend, workers=settings.generation_workers, mlflow=mlflow
+    )

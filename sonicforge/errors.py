@@ -20,3 +20,15 @@ class UnknownTableError(SonicForgeError, KeyError):
 
 class StorageError(SonicForgeError, OSError):
     """Reading or writing an object in the audio store failed."""
+
+
+class StationStateError(SonicForgeError, ValueError):
+    """A station-state request that cannot be done (queue, control, outputs)."""
+
+
+class UnknownCommandError(StationStateError):
+    """A control command that the streamer does not know, with the allowed ones."""
+
+
+class QueueEntryNotFoundError(StationStateError, LookupError):
+    """A queue entry id that is not in the upcoming queue."""

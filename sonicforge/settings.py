@@ -7,12 +7,15 @@ MLflow server) come from the environment only, prefix ``SONICFORGE_``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
+import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sonicforge.errors import ConfigurationError
@@ -42,6 +45,108 @@ class Settings(BaseSettings):
     # Processes that generate, score and master a batch (one core each).
     generation_workers: int = Field(default=2, ge=1, le=64)
 
+    # generation / mlflow
+    # "registry": the Dagster generator resource follows the alias below of
+    # the registered generator in MLflow (moving it switches the backend);
+    # "settings": it uses default_backend and ignores the registry.
+    generator_source: Literal["registry", "settings"] = "registry"
+    generator_model_name: str = "sonicforge-generator"
+    generator_alias: str = "production"
+    # MusicGen weights: a hub id (looked up in the Hugging Face cache), and
+    # SONICFORGE_MUSICGEN_PATH, a model directory (used when no model is
+    # named) or a directory of model directories named like the model.
+    musicgen_model: str = "facebook/musicgen-small"
+    musicgen_path: Path | None = None
+    musicgen_device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    musicgen_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # Off by default: a radio should not fetch gigabytes in the middle of a
+    # run; `sonicforge models pull NAME` downloads ahead of time.
+    musicgen_allow_download: bool = False
+    mlflow_ui_port: int = Field(default=5000, ge=1, le=65535)
+
+    # serving
+    # The JWT signing key. Unset in development, a random key is kept in
+    # var/secrets/jwt.key so both API workers and restarts share it; anywhere
+    # else an unset or placeholder key stops the API from starting.
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "sonicforge"
+    jwt_audience: str = "sonicforge-api"
+    access_token_ttl_s: int = Field(default=15 * 60, ge=60, le=3600)
+    refresh_token_ttl_s: int = Field(default=7 * 24 * 3600, ge=3600, le=90 * 24 * 3600)
+    # bcrypt cost; below 12 only where environment is "test" (check_serving).
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Where share links land (the web player) and the API's own public address.
+    web_base_url: str = "http://127.0.0.1:8000"
+    # Rate limits in the `limits` notation ("300/minute", "5 per 15 minutes").
+    rate_limit_ip: str = "300/minute"
+    rate_limit_principal: str = "600/minute"
+    login_rate_limit_ip: str = "20/minute"
+    login_rate_limit_account: str = "5 per 15 minutes"
+    # Set to launch generation runs through a Dagster webserver's GraphQL API
+    # (e.g. http://127.0.0.1:3000/graphql); unset, runs go to the local instance.
+    dagster_graphql_url: str | None = None
+    dagster_location_name: str = "sonicforge"
+    dagster_repository_name: str = "__repository__"
+    # How often the API checks whether Delta tables moved (cached reads).
+    lakehouse_cache_check_s: float = Field(default=2.0, ge=0.0, le=300.0)
+    top_tracks_cache_s: float = Field(default=5.0, ge=0.0, le=3600.0)
+    # The Bayesian prior's weight in votes: a track needs about this many
+    # votes before its own average outweighs the global mean.
+    top_tracks_prior_votes: float = Field(default=10.0, gt=0.0, le=10_000.0)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64)
+    # Proxies whose X-Forwarded-For is believed (uvicorn's forwarded_allow_ips).
+    trusted_proxies: str = "127.0.0.1"
+    access_log: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # streaming
+    # Where the streamer writes HLS segments, MP3 chunks and the visualizer
+    # feed (default var/stream); the API, or a CDN, serves the same folder.
+    stream_dir: Path | None = None
+    stream_sample_rate: int = Field(default=48000, ge=32000, le=96000)
+    # Equal-power crossfade between tracks; 0 plays them gapless.
+    stream_crossfade_s: float = Field(default=4.0, ge=0.0, le=20.0)
+    stream_skip_fade_s: float = Field(default=1.0, ge=0.0, le=5.0)
+    stream_target_lufs: float = Field(default=-14.0, ge=-30.0, le=-6.0)
+    # No track airs again within this many plays, nor within this many seconds.
+    stream_no_repeat_count: int = Field(default=8, ge=0, le=10_000)
+    stream_no_repeat_s: float = Field(default=3600.0, ge=0.0, le=7 * 24 * 3600)
+    # The empty-rotation fallback: this many best-scored mastered tracks.
+    stream_fallback_size: int = Field(default=20, ge=1, le=1000)
+    stream_hls_segment_s: float = Field(default=6.0, ge=1.0, le=30.0)
+    stream_hls_window: int = Field(default=6, ge=3, le=100)
+    stream_hls_bitrates_kbps: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [64, 128, 256]
+    )
+    stream_aac_coder: Literal["twoloop", "fast"] = "twoloop"
+    stream_mp3_bitrate_kbps: int = Field(default=128, ge=32, le=320)
+    stream_viz_fps: int = Field(default=25, ge=20, le=60)
+    # RTMP pushes: one key per preset, and/or a JSON list of targets such as
+    # [{"preset": "twitch", "key": "..."}, {"name": "lab", "url": "rtmp://h/app/key"}].
+    stream_youtube_key: SecretStr | None = None
+    stream_twitch_key: SecretStr | None = None
+    stream_kick_key: SecretStr | None = None
+    stream_rtmp_targets: SecretStr | None = None
+    stream_video_size: str = Field(default="1280x720", pattern=r"^\d{2,4}x\d{2,4}$")
+    stream_video_fps: int = Field(default=25, ge=10, le=60)
+    stream_video_bitrate_kbps: int = Field(default=2500, ge=200, le=20_000)
+    stream_plays_flush_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    # The feed sensor asks for a generation run when the rotation holds less
+    # unplayed airtime than this.
+    stream_min_unplayed_airtime_s: float = Field(default=7200.0, ge=0.0)
+
+    @field_validator("stream_hls_bitrates_kbps", mode="before")
+    @classmethod
+    def _parse_bitrates(cls, value: Any) -> Any:
+        # "64,128,256" or a JSON list in the environment.
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v]
+        return value
+
     @field_validator("lakehouse_storage_options", mode="before")
     @classmethod
     def _parse_options(cls, value: Any) -> Any:
@@ -53,6 +158,17 @@ class Settings(BaseSettings):
                     "SONICFORGE_LAKEHOUSE_STORAGE_OPTIONS must be a JSON object of strings, "
                     f'e.g. {{"AWS_REGION": "eu-west-1"}}: {exc}'
                 ) from exc
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        # Either a JSON list or comma-separated origins in the environment.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [o.strip() for o in text.split(",") if o.strip()]
         return value
 
     @property
@@ -97,6 +213,42 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "production needs explicit service settings; missing: " + ", ".join(missing)
             )
+
+    def resolved_jwt_secret(self) -> str:
+        """The JWT key; in development a random one kept under var/secrets."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.var_dir / "secrets" / "jwt.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp-{secrets.token_hex(4)}")
+            tmp.write_text(secrets.token_hex(32))
+            tmp.chmod(0o600)
+            # link() fails if the key exists: two workers starting together
+            # keep whichever was linked first and both read that one.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
+        return path.read_text().strip()
+
+    def check_serving(self) -> None:
+        """Refuse serving settings that are unsafe where they are used."""
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if self.environment != "development":
+            if not secret or secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 32:
+                raise ConfigurationError(
+                    "SONICFORGE_JWT_SECRET must be a random key of at least 32 characters "
+                    f"outside development (environment is {self.environment!r}); "
+                    'generate one with: python -c "import secrets; print(secrets.token_hex(32))"'
+                )
+        if self.bcrypt_rounds < 12 and self.environment != "test":
+            raise ConfigurationError(
+                f"SONICFORGE_BCRYPT_ROUNDS={self.bcrypt_rounds} is allowed only in tests; "
+                "use 12 or more"
+            )
+
+
+_PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "dev", "test"})
 
 
 @functools.cache

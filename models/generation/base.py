@@ -63,6 +63,11 @@ class GenerationBackend(abc.ABC):
     #: call per spec (model backends batching on an accelerator).
     supports_batching: bool = False
 
+    def run_params(self) -> dict[str, Any]:
+        """Settings worth recording with a generation run (MLflow params):
+        sampling parameters, device, precision, prompt template version."""
+        return {}
+
     def validate(self, specs: Sequence[TrackSpec], *, duration_s: float) -> list[TrackSpec]:
         """Check a request before any work starts; returns the specs with
         names normalised. Raises ``InvalidSpecError`` listing what is allowed."""

@@ -19,7 +19,44 @@ def _procedural(**options: Any) -> GenerationBackend:
     return ProceduralBackend(**options)
 
 
-_FACTORIES: dict[str, Callable[..., GenerationBackend]] = {"procedural": _procedural}
+def _musicgen(**options: Any) -> GenerationBackend:
+    try:
+        from models.generation.musicgen import MusicGenBackend
+    except ImportError as exc:
+        from models.errors import ModelUnavailableError
+
+        raise ModelUnavailableError(
+            f"backend 'musicgen' needs torch and transformers ({exc}); install the extra "
+            "with `pip install torch==2.13.0 && pip install -e '.[musicgen]'`"
+        ) from exc
+    from sonicforge.settings import get_settings
+
+    # Options given (a registered generator's parameters) win over settings.
+    s = get_settings()
+    defaults: dict[str, Any] = {
+        "musicgen_path": s.musicgen_path,
+        "device": s.musicgen_device,
+        "dtype": s.musicgen_dtype,
+        "allow_download": s.musicgen_allow_download,
+    }
+    if s.musicgen_path is None or not (s.musicgen_path / "config.json").is_file():
+        # A musicgen_path that is itself a model directory is the default
+        # model; otherwise it is searched for the model named in settings.
+        defaults["model"] = s.musicgen_model
+    return MusicGenBackend(**{**defaults, **options})
+
+
+def _audiocraft(**options: Any) -> GenerationBackend:
+    from models.generation.audiocraft_backend import AudiocraftBackend
+
+    return AudiocraftBackend(**options)
+
+
+_FACTORIES: dict[str, Callable[..., GenerationBackend]] = {
+    "procedural": _procedural,
+    "musicgen": _musicgen,
+    "audiocraft": _audiocraft,
+}
 
 
 def register_backend(name: str, factory: Callable[..., GenerationBackend]) -> None:

@@ -187,7 +187,7 @@ def crash(kit: DrumKit, *, sr: int, rng: np.random.Generator) -> np.ndarray:
 def riser(n: int, *, sr: int, rng: np.random.Generator) -> np.ndarray:
     """White noise rising in level and brightness over ``n`` samples."""
     x = rng.standard_normal((2, n)).astype(np.float32)
-    x = fx.sweep_filter(x, "bandpass" if False else "highpass", 150.0, 6000.0, sr=sr, block=2048)
+    x = fx.sweep_filter(x, "highpass", 150.0, 6000.0, sr=sr, block=2048)
     x = fx.sweep_filter(x, "lowpass", 900.0, 16000.0, sr=sr, block=2048)
     ramp = np.linspace(0.0, 1.0, n) ** 2.2
     x *= ramp.astype(np.float32)

@@ -1,0 +1,295 @@
+"""The pitched layers: bass, chords, pads, lead, arpeggio and acid line.
+
+Every distinct note is rendered once (``TrackContext.note``) and copied to
+each place it plays with its own humanised time and velocity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from models.generation.procedural import instruments as ins
+from models.generation.procedural import melody
+from models.generation.procedural.arrangement import Bar
+from models.generation.procedural.context import Buses, TrackContext
+from models.generation.procedural.drums import place
+from models.generation.procedural.grid import parse_pattern
+from models.generation.procedural.theory import bass_root, midi_to_hz, voice_chords
+
+_PADS = {
+    # sound: (wave, bandwidth in cents, cutoff Hz, attack s, release s, add top octave)
+    "warm": ("saw", 20.0, 1600.0, 0.8, 1.2, False),
+    "airy": ("saw", 35.0, 3200.0, 1.5, 2.0, True),
+    "dark": ("square", 28.0, 700.0, 1.0, 1.5, False),
+    "supersaw": ("saw", 45.0, 5500.0, 0.006, 0.25, True),
+    "drone": ("saw", 12.0, 420.0, 3.0, 3.0, False),
+}
+
+
+def _vel_bucket(v: float) -> float:
+    """Velocity rounded to three timbres (soft, medium, hard) for caching."""
+    return float(min(max(round(v * 3.0) / 3.0, 1.0 / 3.0), 1.0))
+
+
+def _bass_note(ctx: TrackContext, sound: str, midi: int, gate: int) -> np.ndarray:
+    f, sr = midi_to_hz(midi), ctx.sr
+
+    def make() -> np.ndarray:
+        if sound == "reese":
+            return ins.reese(f, gate=gate, sr=sr, rng=ctx.sub_rng(301, midi, gate))
+        params = {
+            "pluck": (0.35, 0.12, 0.6),
+            "offbeat": (0.55, 0.09, 0.7),
+            "rolling": (0.22, 0.06, 0.8),
+            "round": (0.06, 0.25, 1.0),
+        }[sound]
+        return ins.pluck_bass(f, gate=gate, sr=sr, brightness=params[0], decay_s=params[1], sub=params[2])
+
+    return ctx.note(("bass", sound, midi, gate), make)
+
+
+def render_bass(ctx: TrackContext, buses: Buses) -> None:
+    """The bass line: pattern steps on the chord roots (or a drone)."""
+    style, grid = ctx.style, ctx.grid
+    bars = ctx.bars_with("bass")
+    if not bars:
+        return
+    gain = style.gains.get("bass", 0.5)
+    if style.bass_sound == "drone":
+        _sustained(ctx, buses.bass, bars, "drone", gain, low=36, high=52)
+        return
+    first = int(ctx.sub_rng(302).integers(len(style.bass_patterns)))
+    legato = style.bass_sound in ("reese", "round")
+    for bar in bars:
+        pattern = style.bass_patterns[(first + bar.variation % 2) % len(style.bass_patterns)]
+        if len(pattern) > 16:
+            half = bar.index % (len(pattern) // 16)
+            pattern = pattern[16 * half : 16 * half + 16]
+        chord = ctx.chord(bar.index)
+        root = bass_root(chord.root)
+        for s in parse_pattern(pattern):
+            if s.symbol == "b":
+                midi = bass_root(ctx.chord(bar.index + 1).root) - 2
+                midi += 12 if midi < root - 6 else 0
+            else:
+                ivs = chord.intervals
+                offset = {"o": 12, "5": 7, "3": ivs[1], "7": ivs[3] if len(ivs) > 3 else 10}
+                midi = root + offset.get(s.symbol, 0)
+            gate = int(grid.samples(s.length) * (0.95 if legato else 0.7))
+            note = _bass_note(ctx, style.bass_sound, midi, gate)
+            t = grid.time(bar.index, s.index) + grid.jitter(0.3)
+            vel = 1.0 if s.index % 4 == 0 else 0.85
+            place(buses.bass, note, [(grid.sample(t), gain * grid.velocity(vel, 0.05))])
+
+
+def _pad_loop(ctx: TrackContext, sound: str, chord_idx: int, notes: tuple[int, ...]) -> np.ndarray:
+    wave, bw, cutoff, _, _, top = _PADS[sound]
+    size = 2**19 if ctx.style.beatless else 2**18
+    freqs = [midi_to_hz(m) for m in notes] + ([midi_to_hz(max(notes) + 12)] if top else [])
+
+    def make(cut: float = cutoff) -> np.ndarray:
+        return ins.pad_loop(
+            freqs, n=size, sr=ctx.sr, rng=ctx.sub_rng(401, chord_idx, len(sound)),
+            bandwidth_cents=bw, cutoff_hz=cut, shape=wave,
+        )
+
+    if ctx.style.beatless and sound != "drone":
+        # Same phases, two brightnesses: a slow crossfade between them is a
+        # filter LFO that costs one multiply-add per sample.
+        dark = ctx.note(("pad", sound, chord_idx, "dark"), lambda: make(cutoff * 0.35))
+        bright = ctx.note(("pad", sound, chord_idx, "bright"), make)
+        return np.stack([dark, bright])
+    return ctx.note(("pad", sound, chord_idx), make)[None]
+
+
+def _sustained(
+    ctx: TrackContext, bus: np.ndarray, bars: list[Bar], sound: str, gain: float, *, low: int, high: int
+) -> None:
+    """Held chords: one segment per run of bars on the same chord, cut from a
+    PADsynth loop with a slow attack and a release that overlaps the next."""
+    grid = ctx.grid
+    voicings = voice_chords(ctx.chords, low=low, high=high)
+    _, _, _, attack, release, _ = _PADS[sound]
+    rng = ctx.sub_rng(402, len(sound))
+    runs: list[tuple[int, int]] = []
+    for bar in bars:
+        ci = ctx.chord_index(bar.index)
+        if runs and runs[-1][1] == bar.index and ctx.chord_index(runs[-1][0]) == ci:
+            runs[-1] = (runs[-1][0], bar.index + 1)
+        else:
+            runs.append((bar.index, bar.index + 1))
+    for start_bar, end_bar in runs:
+        ci = ctx.chord_index(start_bar)
+        loops = _pad_loop(ctx, sound, ci, voicings[ci])
+        start = grid.sample(grid.time(start_bar, 0))
+        hold = grid.sample(grid.time(end_bar, 0)) - start
+        rel = int(release * ctx.sr)
+        length = hold + rel
+        size = loops.shape[-1]
+        idx = (int(rng.integers(size)) + np.arange(length)) % size
+        seg = np.take(loops, idx, axis=-1)
+        if seg.shape[0] == 2:
+            t = (start + np.arange(length)) / ctx.sr
+            lfo = (0.5 + 0.5 * np.sin(2 * np.pi * t / 23.0 + ctx.seed % 7)).astype(np.float32)
+            seg = seg[0] + lfo * (seg[1] - seg[0])
+        else:
+            seg = seg[0]
+        env = ins.adsr(hold, rel, sr=ctx.sr, attack_s=attack, decay_s=1.0, sustain=1.0)
+        place(bus, seg * env, [(start, gain)])
+
+
+def render_pad(ctx: TrackContext, buses: Buses) -> None:
+    bars = ctx.bars_with("pad")
+    if bars and ctx.style.pad_sound != "none":
+        _sustained(ctx, buses.pump, bars, ctx.style.pad_sound, ctx.style.gains.get("pad", 0.25), low=52, high=71)
+
+
+def _keys_note(ctx: TrackContext, sound: str, midi: int, gate: int, vel: float) -> np.ndarray:
+    f, sr, vb = midi_to_hz(midi), ctx.sr, _vel_bucket(vel)
+    makers: dict[str, Callable[[], np.ndarray]] = {
+        "rhodes": lambda: ins.rhodes(f, gate=gate, sr=sr, velocity=vb),
+        "piano": lambda: ins.felt_piano(f, gate=gate, sr=sr, velocity=vb),
+        "organ": lambda: ins.organ(f, gate=gate, sr=sr),
+        "stab": lambda: ins.pluck(f, gate=gate, sr=sr, brightness=0.5, decay_s=0.16, square=0.5),
+        "pluck": lambda: ins.pluck(f, gate=gate, sr=sr, brightness=0.55, decay_s=0.22, square=0.3),
+        "bell": lambda: ins.bell(f, gate=gate, sr=sr),
+        "supersaw": lambda: ins.supersaw(f, gate=gate, sr=sr, rng=ctx.sub_rng(501, midi, gate)),
+    }
+    return ctx.note(("keys", sound, midi, gate, vb), makers[sound])
+
+
+def render_chords(ctx: TrackContext, buses: Buses) -> None:
+    """Chord stabs or comping on the chords' voicings, lightly strummed."""
+    style, grid = ctx.style, ctx.grid
+    sound = ctx.choices.get("chords", "none")
+    bars = ctx.bars_with("chords")
+    if not bars or sound == "none":
+        return
+    gain = style.gains.get("chords", 0.25)
+    if sound == "supersaw" and ctx.choices.get("chord_pattern", "0") == "0":
+        _sustained(ctx, buses.pump, bars, "supersaw", gain, low=55, high=74)
+        return
+    low, high = (50, 65) if sound == "stab" else (53, 72)
+    voicings = voice_chords(ctx.chords, low=low, high=high)
+    bus = buses.lead if sound == "stab" else buses.pump
+    first = int(ctx.choices.get("chord_pattern", "0"))
+    for bar in bars:
+        pattern = style.chord_patterns[(first + bar.variation % 2) % len(style.chord_patterns)]
+        voicing = voicings[ctx.chord_index(bar.index)]
+        for s in parse_pattern(pattern):
+            gate = int(grid.samples(s.length) * 0.92)
+            vel = grid.velocity(s.velocity, 0.1)
+            t0 = grid.time(bar.index, s.index) + grid.jitter(0.5)
+            strum = 0.006 if sound in ("rhodes", "piano") else 0.0
+            for k, midi in enumerate(voicing):
+                note = _keys_note(ctx, sound, midi, gate, vel)
+                place(bus, note, [(grid.sample(t0 + k * strum), gain * vel / len(voicing) ** 0.5)])
+
+
+def render_lead(ctx: TrackContext, buses: Buses) -> None:
+    """The lead: a two-bar motif as A A' A B over eight bars, or a 303 line,
+    or sparse ambient fragments."""
+    sound = ctx.choices.get("lead", "none")
+    bars = ctx.bars_with("lead")
+    if not bars or sound == "none":
+        return
+    if sound == "acid":
+        _render_acid(ctx, buses, bars)
+        return
+    if ctx.style.beatless:
+        _render_fragments(ctx, buses, bars, sound)
+        return
+    grid = ctx.grid
+    rng = ctx.sub_rng(601)
+    sparse = ctx.style.name in ("lofi_hip_hop", "drum_and_bass")
+    a = melody.make_motif(rng, sparse=sparse)
+    phrase = [a, melody.vary_motif(a, rng, amount=2), a, melody.vary_motif(a, rng, amount=4)]
+    base = 60 + (ctx.key.tonic - 60) % 12 + (12 if sound in ("supersaw", "pluck", "bell") else 0)
+    gain = ctx.style.gains.get("lead", 0.2)
+    legato = 0.95 if sound == "supersaw" else 0.8
+    for bar in bars:
+        half = bar.index % 2
+        first_bar = bar.index - half
+        motif = phrase[(bar.index // 2) % 4]
+        chords = [ctx.chord(first_bar), ctx.chord(first_bar + 1)]
+        notes = melody.realise(motif, key=ctx.key, chords=chords, base_midi=base, pentatonic=sparse)
+        for offset, note in notes:
+            if offset != half:
+                continue
+            gate = int(grid.samples(note.length) * legato)
+            vel = grid.velocity(note.velocity, 0.06)
+            rendered = _keys_note(ctx, sound, note.midi, gate, vel)
+            t = grid.time(bar.index, note.step) + grid.jitter(0.5)
+            place(buses.lead, rendered, [(grid.sample(t), gain * vel)])
+
+
+def _render_acid(ctx: TrackContext, buses: Buses, bars: list[Bar]) -> None:
+    """A 303 line whose cutoff breathes over 32 bars and opens through builds."""
+    grid, sr = ctx.grid, ctx.sr
+    rng = ctx.sub_rng(701)
+    riffs = [melody.acid_riff(rng)]
+    riffs.append(melody.mutate_riff(riffs[0], rng))
+    resonance = float(rng.uniform(5.0, 8.0))
+    gain = ctx.style.gains.get("lead", 0.2)
+    for bar in bars:
+        if bar.section == "build":
+            level = bar.bar_in_section / max(bar.section_bars - 1, 1)
+        else:
+            level = 0.5 - 0.5 * np.cos(2 * np.pi * bar.index / 32.0)
+        q_level = round(float(level) * 12) / 12
+        cutoff = 260.0 * 2.0 ** (3.0 * q_level)
+        root = bass_root(ctx.chord(bar.index).root) + 12
+        for note in riffs[bar.variation % 2]:
+            midi = root + note.midi
+            gate = int(grid.samples(note.length) * 0.8)
+            rendered = ctx.note(
+                ("acid", midi, gate, note.accent, q_level),
+                lambda m=midi, g=gate, a=note.accent, c=cutoff: ins.acid(
+                    midi_to_hz(m), gate=g, sr=sr, cutoff_hz=c, resonance=resonance, accent=a
+                ),
+            )
+            t = grid.time(bar.index, note.step) + grid.jitter(0.2)
+            place(buses.lead, rendered, [(grid.sample(t), gain * note.velocity)])
+
+
+def _render_fragments(ctx: TrackContext, buses: Buses, bars: list[Bar], sound: str) -> None:
+    """Ambient: a few slow pentatonic notes per chord, freely placed."""
+    grid = ctx.grid
+    rng = ctx.sub_rng(801)
+    base = 67 + (ctx.key.tonic - 67) % 12
+    gain = ctx.style.gains.get("lead", 0.14)
+    span = ctx.bars_per_chord
+    for bar in bars:
+        if bar.index % span != 0 or rng.random() > 0.35 + 0.55 * bar.energy:
+            continue
+        for note in melody.ambient_fragment(
+            rng, key=ctx.key, chord=ctx.chord(bar.index), base_midi=base, span_steps=16 * span
+        ):
+            gate = grid.samples(note.length)
+            rendered = _keys_note(ctx, sound, note.midi, gate, note.velocity)
+            t = grid.time(bar.index, note.step) + float(rng.normal(0.0, 0.05))
+            place(buses.lead, rendered, [(grid.sample(max(t, 0.0)), gain * note.velocity)])
+
+
+def render_arp(ctx: TrackContext, buses: Buses) -> None:
+    """A 16th-note arpeggio over the chord tones, changing shape every 8 bars."""
+    bars = ctx.bars_with("arp")
+    if not bars or not ctx.style.arp:
+        return
+    grid = ctx.grid
+    voicings = voice_chords(ctx.chords, low=62, high=77)
+    gain = ctx.style.gains.get("arp", 0.12)
+    gate = int(grid.samples(1) * 0.8)
+    offset = int(ctx.sub_rng(901).integers(4))
+    for bar in bars:
+        notes = melody.arp_bar(
+            voicings[ctx.chord_index(bar.index)],
+            variant=offset + bar.variation,
+            octave_up=bar.variation % 3 == 2,
+        )
+        for note in notes:
+            rendered = _keys_note(ctx, "pluck", note.midi, gate, 0.7)
+            t = grid.time(bar.index, note.step) + grid.jitter(0.2)
+            place(buses.lead, rendered, [(grid.sample(t), gain * grid.velocity(note.velocity, 0.05))])

@@ -1,0 +1,1 @@
+"""Request and response schemas, layered Base → Create / Update / Public."""

@@ -1,0 +1,142 @@
+"""JWT access and refresh tokens.
+
+The algorithm is pinned (HS256): a token whose header names another one,
+``none`` included, is refused before its signature is looked at. Every
+token must carry ``exp``, ``iat``, ``iss``, ``aud``, ``jti``, ``sub`` and our
+``typ``; an access token presented as a refresh token (or the reverse) is
+refused. ``sid`` names the refresh family (the login session), so logging
+out or detecting refresh reuse ends the access tokens of that session too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import jwt
+
+from serving.exceptions import InvalidTokenError
+
+ALGORITHM = "HS256"
+REQUIRED = ["exp", "iat", "iss", "aud", "jti", "sub", "typ", "sid"]
+# Clock skew tolerated between API replicas.
+LEEWAY_S = 5
+
+TokenType = Literal["access", "refresh"]
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Claims:
+    sub: str
+    sid: str
+    jti: str
+    typ: TokenType
+    role: str | None
+    exp: datetime
+    iat: datetime
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    claims: Claims
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TokenService:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        issuer: str,
+        audience: str,
+        access_ttl_s: int,
+        refresh_ttl_s: int,
+        clock: Clock = _now,
+    ) -> None:
+        if len(secret) < 32:
+            raise ValueError("the JWT secret must have at least 32 characters")
+        self._secret = secret
+        self.issuer = issuer
+        self.audience = audience
+        self.access_ttl_s = access_ttl_s
+        self.refresh_ttl_s = refresh_ttl_s
+        self._clock = clock
+
+    def issue(
+        self, typ: TokenType, *, sub: str, sid: str, role: str | None = None, jti: str | None = None
+    ) -> IssuedToken:
+        now = self._clock().replace(microsecond=0)
+        ttl = self.access_ttl_s if typ == "access" else self.refresh_ttl_s
+        claims = Claims(
+            sub=sub,
+            sid=sid,
+            jti=jti or str(uuid.uuid4()),
+            typ=typ,
+            role=role,
+            exp=now + timedelta(seconds=ttl),
+            iat=now,
+        )
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": claims.sub,
+            "sid": claims.sid,
+            "jti": claims.jti,
+            "typ": claims.typ,
+            "iat": int(now.timestamp()),
+            "exp": int(claims.exp.timestamp()),
+        }
+        if role is not None:
+            payload["role"] = role
+        return IssuedToken(jwt.encode(payload, self._secret, algorithm=ALGORITHM), claims)
+
+    def decode(self, token: str, *, expected: TokenType) -> Claims:
+        """The token's claims, or ``InvalidTokenError`` saying what is wrong."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidTokenError("the token is not a well-formed JWT") from None
+        if header.get("alg") != ALGORITHM:
+            raise InvalidTokenError(f"token algorithm {header.get('alg')!r} is not accepted")
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_S,
+                options={"require": REQUIRED, "verify_iat": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidTokenError(f"the {expected} token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidTokenError("the token is for another audience") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidTokenError("the token is from another issuer") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidTokenError(f"the token lacks the {exc.claim!r} claim") from None
+        except jwt.PyJWTError:
+            raise InvalidTokenError("the token's signature or claims are invalid") from None
+        if payload.get("typ") != expected:
+            raise InvalidTokenError(f"a {payload.get('typ')} token was given where a {expected} token is needed")
+        iat = datetime.fromtimestamp(payload["iat"], UTC)
+        if iat > self._clock() + timedelta(seconds=LEEWAY_S):
+            raise InvalidTokenError("the token was issued in the future")
+        return Claims(
+            sub=str(payload["sub"]),
+            sid=str(payload["sid"]),
+            jti=str(payload["jti"]),
+            typ=expected,
+            role=payload.get("role"),
+            exp=datetime.fromtimestamp(payload["exp"], UTC),
+            iat=iat,
+        )

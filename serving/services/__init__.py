@@ -1,0 +1,1 @@
+"""The API's logic, free of HTTP: each service takes a session or a store."""

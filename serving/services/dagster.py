@@ -1,0 +1,188 @@
+"""Launching generation runs: through a Dagster webserver's GraphQL API, or
+(embedded mode, no webserver) as a ``sonicforge generate`` subprocess that
+records its run in the local Dagster instance.
+
+The API never imports the pipeline's code: it names the job and passes the
+run config of ``GenerationConfig`` (``ops.generated_tracks.config``).
+"""
+
+from __future__ import annotations
+
+import abc
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from serving.exceptions import NotFoundError, UpstreamError
+from serving.schemas.pipeline import PipelineRunCreate, PipelineRunPublic, RunMode
+
+JOB_NAME = "generate_tracks_job"
+PARTITIONS_DEF = "batches"
+PARTITION_TAG = "dagster/partition"
+
+ADD_PARTITION = """
+mutation AddBatch($repositorySelector: RepositorySelector!, $partitionsDefName: String!,
+                  $partitionKey: String!) {
+  addDynamicPartition(repositorySelector: $repositorySelector,
+                      partitionsDefName: $partitionsDefName, partitionKey: $partitionKey) {
+    __typename
+    ... on AddDynamicPartitionSuccess { partitionKey }
+    ... on Error { message }
+  }
+}
+"""
+
+LAUNCH_RUN = """
+mutation LaunchGeneration($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status jobName tags { key value } } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}
+"""
+
+RUN_STATUS = """
+query GenerationRun($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId status jobName startTime endTime tags { key value } }
+    ... on Error { message }
+  }
+}
+"""
+
+VERSION = "query DagsterVersion { version }"
+
+
+def new_batch_id(now: datetime | None = None) -> str:
+    """The same shape as the pipeline's batch ids: ``b20261124-154500-3f9a``."""
+    now = now or datetime.now(UTC)
+    return f"b{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def run_config(data: PipelineRunCreate) -> dict[str, Any]:
+    config = data.model_dump(exclude_none=True)
+    return {"ops": {"generated_tracks": {"config": config}}}
+
+
+def _ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+class PipelineLauncher(abc.ABC):
+    mode: RunMode
+
+    @abc.abstractmethod
+    async def launch(self, data: PipelineRunCreate, *, requested_by: str) -> PipelineRunPublic: ...
+
+    @abc.abstractmethod
+    async def run(self, run_id: str) -> PipelineRunPublic: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> str:
+        """A short description of the Dagster reached; raises if unreachable."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+class GraphQLLauncher(PipelineLauncher):
+    """Talks to ``dagster-webserver``'s ``/graphql`` endpoint."""
+
+    mode: RunMode = "graphql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        location: str,
+        repository: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 15.0,
+    ) -> None:
+        self.url = url
+        self.repository_selector = {
+            "repositoryLocationName": location,
+            "repositoryName": repository,
+        }
+        self._client = httpx.AsyncClient(transport=transport, timeout=timeout_s)
+
+    async def _call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = await self._client.post(
+                self.url, json={"query": query, "variables": variables or {}}
+            )
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"Dagster at {self.url} is unreachable: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise UpstreamError(f"Dagster answered HTTP {response.status_code}")
+        body = response.json()
+        if body.get("errors"):
+            raise UpstreamError("Dagster refused the query: " + body["errors"][0].get("message", ""))
+        return dict(body["data"])
+
+    async def launch(self, data: PipelineRunCreate, *, requested_by: str) -> PipelineRunPublic:
+        batch_id = new_batch_id()
+        added = (
+            await self._call(
+                ADD_PARTITION,
+                {
+                    "repositorySelector": self.repository_selector,
+                    "partitionsDefName": PARTITIONS_DEF,
+                    "partitionKey": batch_id,
+                },
+            )
+        )["addDynamicPartition"]
+        if added["__typename"] != "AddDynamicPartitionSuccess":
+            raise UpstreamError(f"Dagster did not add the batch partition: {added.get('message')}")
+        params = {
+            "selector": {**self.repository_selector, "jobName": JOB_NAME},
+            "runConfigData": run_config(data),
+            "executionMetadata": {
+                "tags": [
+                    {"key": PARTITION_TAG, "value": batch_id},
+                    {"key": "sonicforge/launched_by", "value": "api"},
+                    {"key": "sonicforge/requested_by", "value": requested_by},
+                ]
+            },
+        }
+        result = (await self._call(LAUNCH_RUN, {"executionParams": params}))["launchRun"]
+        kind = result["__typename"]
+        if kind != "LaunchRunSuccess":
+            errors = result.get("errors") or [{"message": result.get("message", kind)}]
+            raise UpstreamError(f"Dagster did not launch the run ({kind}): {errors[0]['message']}")
+        run = result["run"]
+        return PipelineRunPublic(
+            run_id=run["runId"],
+            batch_id=batch_id,
+            status=run["status"],
+            mode=self.mode,
+            job_name=run["jobName"],
+        )
+
+    async def run(self, run_id: str) -> PipelineRunPublic:
+        result = (await self._call(RUN_STATUS, {"runId": run_id}))["runOrError"]
+        if result["__typename"] == "RunNotFoundError":
+            raise NotFoundError(f"no Dagster run {run_id!r}")
+        if result["__typename"] != "Run":
+            raise UpstreamError(f"Dagster could not report the run: {result.get('message')}")
+        tags = {t["key"]: t["value"] for t in result["tags"]}
+        return PipelineRunPublic(
+            run_id=result["runId"],
+            batch_id=tags.get(PARTITION_TAG),
+            status=result["status"],
+            mode=self.mode,
+            job_name=result["jobName"],
+            started_at=_ts(result.get("startTime")),
+            ended_at=_ts(result.get("endTime")),
+        )
+
+    async def ping(self) -> str:
+        return f"dagster {(await self._call(VERSION))['version']} at {self.url}"
+
+    async def close(self) -> None:
+        await self._client.aclose()

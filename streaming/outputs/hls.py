@@ -1,0 +1,221 @@
+"""The HLS ladder: AAC renditions in MPEG-TS segments with a live window.
+
+Every rendition's encoder gets the same 1024-sample frames, and a segment
+ends at the first packet at or after its boundary (a whole number of AAC
+frames), so segment n covers the same samples in every rendition: players
+switch bitrate without a gap. The segments are muxed by PyAV (FFmpeg's
+libavcodec AAC encoder and mpegts muxer, in process); the segmenter and the
+playlists are our own, so timing follows the injected clock and a restart
+continues the sequence.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import deque
+from datetime import datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from streaming.outputs.base import AudioBlock, Framer, Output
+from streaming.outputs.hls_playlist import (
+    SegmentEntry,
+    Variant,
+    atomic_write,
+    read_media,
+    render_master,
+    render_media,
+    target_duration,
+)
+
+log = logging.getLogger(__name__)
+
+AAC_FRAME = 1024
+MASTER = "master.m3u8"
+MEDIA = "index.m3u8"
+
+
+def aac_encoder(*, sample_rate: int, bitrate_kbps: int, coder: str) -> av.AudioCodecContext:
+    enc = av.CodecContext.create("aac", "w")
+    assert isinstance(enc, av.AudioCodecContext)
+    enc.sample_rate, enc.layout, enc.format = sample_rate, "stereo", "fltp"
+    enc.bit_rate = bitrate_kbps * 1000
+    enc.time_base = Fraction(1, sample_rate)
+    enc.options = {"aac_coder": coder}
+    enc.open()
+    return enc
+
+
+def mux_ts(packets: list[av.Packet], *, sample_rate: int) -> bytes:
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mpegts") as container:
+        stream = container.add_stream("aac", rate=sample_rate)
+        stream.codec_context.layout = "stereo"
+        for packet in packets:
+            packet.stream = stream
+            container.mux(packet)
+    return buf.getvalue()
+
+
+class Rendition:
+    """One bitrate: its encoder, its open segment and its window."""
+
+    def __init__(
+        self, directory: Path, bitrate_kbps: int, *, sample_rate: int, coder: str, window: int
+    ) -> None:
+        self.dir, self.kbps, self.sr, self.window = directory, bitrate_kbps, sample_rate, window
+        directory.mkdir(parents=True, exist_ok=True)
+        self.encoder = aac_encoder(sample_rate=sample_rate, bitrate_kbps=bitrate_kbps, coder=coder)
+        previous = read_media(directory / MEDIA)
+        self.entries: list[SegmentEntry] = previous.entries[-window:] if previous else []
+        self.discontinuity_seq = previous.discontinuity_seq if previous else 0
+        self.next_seq = self.entries[-1].seq + 1 if self.entries else 0
+        first = self.entries[0].seq if self.entries else self.next_seq
+        # Files left from before the carried window are deleted in turn.
+        self.retired: deque[int] = deque(sorted(s for s in self._on_disk() if s < first))
+        self.packets: list[av.Packet] = []
+        self.peak_bps = 0
+        self.k = 0  # segments of this session finished so far
+
+    def _on_disk(self) -> list[int]:
+        return [int(p.stem[4:]) for p in self.dir.glob("seg_*.ts") if p.stem[4:].isdigit()]
+
+    def finish(self, *, start: datetime, target_s: int, discontinuity: bool) -> None:
+        if not self.packets:
+            return
+        data = mux_ts(self.packets, sample_rate=self.sr)
+        duration = len(self.packets) * AAC_FRAME / self.sr
+        name = f"seg_{self.next_seq:08d}.ts"
+        atomic_write(self.dir / name, data)
+        self.peak_bps = max(self.peak_bps, int(len(data) * 8 / duration))
+        self.entries.append(SegmentEntry(self.next_seq, name, duration, start, discontinuity))
+        self.next_seq += 1
+        self.packets = []
+        while len(self.entries) > self.window:
+            gone = self.entries.pop(0)
+            self.retired.append(gone.seq)
+            if self.entries[0].discontinuity:
+                self.discontinuity_seq += 1
+        # RFC 8216 6.2.2: keep a removed segment as long as a playlist that
+        # listed it may still be in use, i.e. another window's length.
+        while len(self.retired) > self.window:
+            (self.dir / f"seg_{self.retired.popleft():08d}.ts").unlink(missing_ok=True)
+        self.write_playlist(target_s=target_s, ended=False)
+
+    def write_playlist(self, *, target_s: int, ended: bool) -> None:
+        text = render_media(
+            self.entries, target_s=target_s, discontinuity_seq=self.discontinuity_seq, ended=ended
+        )
+        atomic_write(self.dir / MEDIA, text.encode())
+
+
+class HlsOutput(Output):
+    """Writes ``master.m3u8`` and one ``aac_<kbps>k/`` folder per rendition."""
+
+    name = "hls"
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        bitrates_kbps: list[int],
+        sample_rate: int = 48000,
+        segment_s: float = 6.0,
+        window: int = 6,
+        aac_coder: str = "twoloop",
+    ) -> None:
+        self.dir = directory
+        self.sr = sample_rate
+        self.segment_s = segment_s
+        self.target_s = target_duration(segment_s)
+        self.renditions = [
+            Rendition(
+                directory / f"aac_{kbps}k",
+                kbps,
+                sample_rate=sample_rate,
+                coder=aac_coder,
+                window=window,
+            )
+            for kbps in sorted(bitrates_kbps)
+        ]
+        # One sequence for the ladder, so segment n means the same audio everywhere.
+        next_seq = max(r.next_seq for r in self.renditions)
+        self._resumed = any(r.entries for r in self.renditions)
+        for r in self.renditions:
+            r.next_seq = next_seq
+        self._framer = Framer(AAC_FRAME)
+        self._frames = 0
+        self._segment = 0
+        self._start: datetime | None = None
+        self._declared: dict[int, int] = {}
+        self._write_master()
+
+    def _boundary(self, k: int) -> int:
+        """First AAC frame of segment ``k`` of this session."""
+        return round(k * self.segment_s * self.sr / AAC_FRAME)
+
+    def _segment_start(self, k: int) -> datetime:
+        assert self._start is not None
+        return self._start + timedelta(seconds=self._boundary(k) * AAC_FRAME / self.sr)
+
+    def _write_master(self) -> None:
+        variants = []
+        for r in self.renditions:
+            # Declared bandwidth covers the TS overhead (about 15 % for audio);
+            # raised if a measured segment ever exceeds it.
+            estimate = int(r.kbps * 1000 * 1.2 + 8000)
+            self._declared[r.kbps] = max(estimate, r.peak_bps)
+            variants.append(
+                Variant(f"{r.dir.name}/{MEDIA}", self._declared[r.kbps], int(r.kbps * 1000 * 1.15))
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.dir / MASTER, render_master(variants).encode())
+
+    def write(self, block: AudioBlock) -> None:
+        if self._start is None:
+            self._start = block.wall
+        for planar in self._framer.frames(block.pcm):
+            self._encode(planar)
+        if any(r.peak_bps > self._declared[r.kbps] for r in self.renditions):
+            self._write_master()
+
+    def _encode(self, planar: np.ndarray) -> None:
+        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="stereo")
+        frame.sample_rate = self.sr
+        frame.pts = self._frames * AAC_FRAME
+        self._frames += 1
+        for r in self.renditions:
+            self._take(r, r.encoder.encode(frame))
+
+    def _take(self, r: Rendition, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            assert packet.pts is not None
+            # Segment k is complete once a packet of segment k+1 appears.
+            while packet.pts >= self._boundary(r.k + 1) * AAC_FRAME:
+                self._finish(r)
+            packet.pts += AAC_FRAME  # the encoder's priming packet starts at -1024
+            packet.dts = packet.pts
+            r.packets.append(packet)
+
+    def _finish(self, r: Rendition) -> None:
+        r.finish(
+            start=self._segment_start(r.k),
+            target_s=self.target_s,
+            discontinuity=self._resumed and r.k == 0,
+        )
+        r.k += 1
+
+    def close(self, *, final: bool = True) -> None:
+        if not final or self._start is None:
+            return
+        last = self._framer.rest()
+        if last.shape[1]:
+            self._encode(last)
+        for r in self.renditions:
+            self._take(r, r.encoder.encode(None))
+            self._finish(r)
+            r.write_playlist(target_s=self.target_s, ended=True)
