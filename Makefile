@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/var/dagster
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench dagster clean-var
+.PHONY: run test lint bench bench-generate dagster mlflow clean-var
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,13 @@ bench: $(VENV)/.test-installed
 dagster: $(VENV)/.run-installed
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml
+
+# The MLflow UI alone (`make run` starts it beside Dagster): generation runs
+# and the generator registry in the embedded store, http://127.0.0.1:5000.
+mlflow: $(VENV)/.run-installed
+	$(BIN)/python -m cli.mlflow_ui
+
+# MusicGen speed with random weights of musicgen-small's architecture (no
+# download); on a GPU: BENCH_ARGS="--device cuda --batch 8 --duration 30".
+bench-generate: $(VENV)/.test-installed
+	$(BIN)/python bench/generate.py --backend musicgen --random-weights small $(BENCH_ARGS)

@@ -5,8 +5,9 @@ skips tracks whose output already exists (so re-runs are idempotent), and
 writes its own Delta table.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Dagster 1.13 reads the
+# ``config`` parameter's annotation raw from the signature, and a string
+# ("GenerationConfig") fails with DagsterInvalidPythonicConfigDefinitionError.
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,26 +77,26 @@ def generated_tracks(
     ]
     existing = set(lh.read("tracks", columns=["track_id"], where={"batch_id": batch_id})["track_id"].to_pylist())
     todo = [(ids[i], spec, seed + i) for i, spec in enumerate(specs) if ids[i] not in existing]
-    # The batch's MLflow run opens before generating, so that the rows can
-    # carry its id and a failed batch is recorded as a failed run.
+    # The batch's MLflow run opens before anything can fail (even locating
+    # the model's weights), so the rows carry its id and a failed batch is
+    # recorded as a failed run.
     tracking = generator.tracking() if todo else None
     mlflow_run_id = None
     if tracking is not None:
-        from models.tracking import batch_params
-
         mlflow_run_id = tracking.start_batch(
             backend=backend.name,
             batch_id=batch_id,
-            params=batch_params(
-                backend,
-                duration_s=config.duration_s,
-                seed=seed,
-                count=len(todo),
-                genres=[spec.genre for _, spec, _ in todo],
-            ),
             tags={"dagster.run_id": context.run_id, "dagster.partition": batch_id, **choice.tags},
         )
     try:
+        if tracking is not None and mlflow_run_id is not None:
+            from models.tracking import batch_params
+
+            genres = [spec.genre for _, spec, _ in todo]
+            params = batch_params(
+                backend, duration_s=config.duration_s, seed=seed, count=len(todo), genres=genres
+            )
+            tracking.log_params(mlflow_run_id, params)
         encoded = generate_encoded(
             backend,
             [(spec, s) for _, spec, s in todo],

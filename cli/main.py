@@ -82,7 +82,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"{config.duration_s:g} s each, backend {backend.name} ...",
         flush=True,
     )
-    result = launch_generation(config)
+    result = launch_generation(config, batch_id=args.batch_id)
     _sync_duckdb()
     status = "succeeded" if result.success else "FAILED"
     print(f"batch {result.batch_id}: run {result.run_id} {status}")
@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--bpm", type=float, default=None)
     sp.add_argument("--backend", default=None, help="generation backend (default: settings)")
     sp.add_argument("--prompt", default=None, help="prompt text for model backends")
+    sp.add_argument(
+        "--batch-id", default=None, help="partition key of the batch (the API picks one to find its run)"
+    )
     sp.set_defaults(func=cmd_generate)
 
     sp = sub.add_parser("sql", help="query the lakehouse with DuckDB SQL; no query lists tables")
@@ -185,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--output", "-o", default=None, help="write the result to FILE")
     sp.add_argument("--max-rows", type=int, default=100, help="rows shown in table format")
     sp.set_defaults(func=cmd_sql)
+
+    from cli.models import add_parser as add_models_parser
+
+    add_models_parser(sub)
+
+    from cli.serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+
+    from cli.stream import add_parser as add_stream_parser
+
+    add_stream_parser(sub)
     return p
 
 

@@ -35,13 +35,55 @@ def services() -> list[Service]:
     """The processes that make up the running radio."""
     bin_dir = os.path.dirname(sys.executable)
     host = os.environ.get("SONICFORGE_RUN_HOST", "127.0.0.1")
-    return [
+    out = [
         Service(
             "dagster",
             [os.path.join(bin_dir, "dagster"), "dev", "-w", "workspace.yaml", "-h", host, "-p", "3000"],
             f"http://{host}:3000",
         ),
     ]
+    mlflow_ui = _mlflow_ui(host)
+    if mlflow_ui is not None:
+        out.append(mlflow_ui)
+    out.append(_api(host))
+    out.extend(_streamer(out[-1]))
+    return out
+
+
+def _streamer(api: Service) -> list[Service]:
+    """The streamer (``sonicforge stream``). With Redis it is its own process;
+    without, it runs inside the API process, the only place the in-process
+    station state (queue, control, now-playing) is shared."""
+    listen = api.url.removesuffix("/docs") + "/stream.mp3"
+    if get_settings().redis_url:
+        return [Service("streamer", [sys.executable, "-m", "cli.main", "stream"], listen)]
+    api.env["SONICFORGE_STREAM_EMBEDDED"] = "true"
+    print(f"[run] streamer: inside the api process, {listen}", flush=True)
+    return []
+
+
+def _api(host: str) -> Service:
+    """The API (``sonicforge serve``: migrations, then uvicorn with the app
+    factory); it launches generation runs through the Dagster webserver above."""
+    port = str(get_settings().api_port)
+    env = {}
+    if not get_settings().dagster_graphql_url:
+        env["SONICFORGE_DAGSTER_GRAPHQL_URL"] = f"http://{host}:3000/graphql"
+    argv = [sys.executable, "-m", "cli.main", "serve", "--host", host, "--port", port]
+    return Service("api", argv, f"http://{host}:{port}/docs", env)
+
+
+def _mlflow_ui(host: str) -> Service | None:
+    """The MLflow UI over the embedded store (generation runs, the generator
+    registry); none when a tracking server is configured: it has its own UI."""
+    s = get_settings()
+    if s.resolved_mlflow_tracking_uri.startswith(("http://", "https://")):
+        return None
+    port = str(s.mlflow_ui_port)
+    # Through a wrapper: `mlflow server` leaves its web server running when
+    # it is stopped by PID (see cli/mlflow_ui.py).
+    argv = [sys.executable, "-m", "cli.mlflow_ui", "--host", host, "--port", port]
+    return Service("mlflow", argv, f"http://{host}:{port}")
 
 
 def bootstrap() -> None:

@@ -78,7 +78,9 @@ def _encode_sndfile(audio: np.ndarray, sample_rate: int, *, fmt: str, subtype: s
     return buf.getvalue()
 
 
-def encode_wav(audio: np.ndarray, sample_rate: int, *, bit_depth: Literal[16, 24, 32] = 16) -> bytes:
+def encode_wav(
+    audio: np.ndarray, sample_rate: int, *, bit_depth: Literal[16, 24, 32] = 16
+) -> bytes:
     """Encode as WAV: 16- or 24-bit PCM, or 32-bit float (which keeps overs)."""
     if bit_depth not in _WAV_SUBTYPES:
         raise ValueError(f"value {bit_depth} for 'bit_depth' is not one of 16, 24, 32")
@@ -103,14 +105,20 @@ def encode_flac(audio: np.ndarray, sample_rate: int, *, bit_depth: Literal[16, 2
 def encode_mp3(audio: np.ndarray, sample_rate: int, *, bitrate_kbps: int = 192) -> bytes:
     """Encode as constant-bitrate MP3 (LAME, through pedalboard)."""
     if bitrate_kbps not in MP3_BITRATES_KBPS:
-        raise ValueError(f"value {bitrate_kbps} for 'bitrate_kbps' is not one of {MP3_BITRATES_KBPS}")
+        raise ValueError(
+            f"value {bitrate_kbps} for 'bitrate_kbps' is not one of {MP3_BITRATES_KBPS}"
+        )
     if int(sample_rate) not in MP3_SAMPLE_RATES:
-        raise ValueError(f"value {sample_rate} for 'sample_rate' is not one of {MP3_SAMPLE_RATES} (MP3)")
+        raise ValueError(
+            f"value {sample_rate} for 'sample_rate' is not one of {MP3_SAMPLE_RATES} (MP3)"
+        )
     arr = _for_pcm(audio)
     from pedalboard.io import AudioFile  # imported here: pedalboard is slow to import
 
     buf = io.BytesIO()
-    with AudioFile(buf, "w", int(sample_rate), arr.shape[0], format="mp3", quality=bitrate_kbps) as f:
+    with AudioFile(
+        buf, "w", int(sample_rate), arr.shape[0], format="mp3", quality=bitrate_kbps
+    ) as f:
         f.write(arr)
     return buf.getvalue()
 

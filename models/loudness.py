@@ -13,8 +13,8 @@ a polyphase loop. Silence reads as floors (``LUFS_FLOOR``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np

@@ -34,6 +34,8 @@ _CEILING_MARGIN_DB = 0.1  # the limiter aims this far under the ceiling
 _BLOCK = 16  # samples per limiter gain step (the true-peak block size)
 _ATTACK_MS = 1.5
 _RELEASE_MS = 40.0
+_MAX_STEP_DB = 12.0  # per pass, so a wild secant step cannot overflow float32
+_MIN_SLOPE = 0.05  # LU of loudness per dB of gain below which limiting eats the gain
 
 
 class MasteringError(ModelsError, RuntimeError):
@@ -64,35 +66,98 @@ class ChainSettings:
 GENRE_CHAINS: MappingProxyType[str, ChainSettings] = MappingProxyType(
     {
         "drum_and_bass": ChainSettings(
-            30.0, -18.0, 3.0, 10.0, 100.0, (80.0, 1.0, 0.7), ((300.0, -1.0, 1.0),),
-            (10000.0, 1.5, 0.7), 3.0, -2.0, 60.0,
+            highpass_hz=30.0,
+            comp_threshold_db=-18.0,
+            comp_ratio=3.0,
+            comp_attack_ms=10.0,
+            comp_release_ms=100.0,
+            low_shelf=(80.0, 1.0, 0.7),
+            peaks=((300.0, -1.0, 1.0),),
+            high_shelf=(10000.0, 1.5, 0.7),
+            drive_db=3.0,
+            limiter_threshold_db=-2.0,
+            limiter_release_ms=60.0,
         ),
         "trance": ChainSettings(
-            30.0, -20.0, 2.5, 20.0, 150.0, (100.0, 0.5, 0.7), ((400.0, -1.0, 1.0),),
-            (8000.0, 1.5, 0.7), 2.0, -2.0, 80.0,
+            highpass_hz=30.0,
+            comp_threshold_db=-20.0,
+            comp_ratio=2.5,
+            comp_attack_ms=20.0,
+            comp_release_ms=150.0,
+            low_shelf=(100.0, 0.5, 0.7),
+            peaks=((400.0, -1.0, 1.0),),
+            high_shelf=(8000.0, 1.5, 0.7),
+            drive_db=2.0,
+            limiter_threshold_db=-2.0,
+            limiter_release_ms=80.0,
         ),
         "house": ChainSettings(
-            30.0, -18.0, 2.0, 20.0, 120.0, (90.0, 1.0, 0.7), ((250.0, -1.0, 1.0),),
-            (9000.0, 1.0, 0.7), 2.0, -2.0, 80.0,
+            highpass_hz=30.0,
+            comp_threshold_db=-18.0,
+            comp_ratio=2.0,
+            comp_attack_ms=20.0,
+            comp_release_ms=120.0,
+            low_shelf=(90.0, 1.0, 0.7),
+            peaks=((250.0, -1.0, 1.0),),
+            high_shelf=(9000.0, 1.0, 0.7),
+            drive_db=2.0,
+            limiter_threshold_db=-2.0,
+            limiter_release_ms=80.0,
         ),
         "techno": ChainSettings(
-            28.0, -16.0, 3.0, 15.0, 100.0, (70.0, 1.0, 0.7), ((350.0, -1.5, 1.0),),
-            (10000.0, 0.5, 0.7), 3.0, -2.0, 60.0,
+            highpass_hz=28.0,
+            comp_threshold_db=-16.0,
+            comp_ratio=3.0,
+            comp_attack_ms=15.0,
+            comp_release_ms=100.0,
+            low_shelf=(70.0, 1.0, 0.7),
+            peaks=((350.0, -1.5, 1.0),),
+            high_shelf=(10000.0, 0.5, 0.7),
+            drive_db=3.0,
+            limiter_threshold_db=-2.0,
+            limiter_release_ms=60.0,
         ),
         "lofi_hip_hop": ChainSettings(
-            35.0, -22.0, 2.0, 30.0, 200.0, (120.0, 1.5, 0.7), ((3000.0, -1.0, 0.8),),
-            (8000.0, -1.5, 0.7), 1.0, -1.0, 120.0,
+            highpass_hz=35.0,
+            comp_threshold_db=-22.0,
+            comp_ratio=2.0,
+            comp_attack_ms=30.0,
+            comp_release_ms=200.0,
+            low_shelf=(120.0, 1.5, 0.7),
+            peaks=((3000.0, -1.0, 0.8),),
+            high_shelf=(8000.0, -1.5, 0.7),
+            drive_db=1.0,
+            limiter_threshold_db=-1.0,
+            limiter_release_ms=120.0,
         ),
         "ambient": ChainSettings(
-            25.0, -24.0, 1.5, 50.0, 300.0, (100.0, 0.0, 0.7), ((500.0, -0.5, 0.7),),
-            (10000.0, 1.0, 0.7), 0.0, -0.5, 200.0,
+            highpass_hz=25.0,
+            comp_threshold_db=-24.0,
+            comp_ratio=1.5,
+            comp_attack_ms=50.0,
+            comp_release_ms=300.0,
+            low_shelf=(100.0, 0.0, 0.7),
+            peaks=((500.0, -0.5, 0.7),),
+            high_shelf=(10000.0, 1.0, 0.7),
+            drive_db=0.0,
+            limiter_threshold_db=-0.5,
+            limiter_release_ms=200.0,
         ),
     }
 )
 DEFAULT_CHAIN = ChainSettings(
-    30.0, -18.0, 2.0, 20.0, 150.0, (100.0, 0.0, 0.7), ((300.0, -0.5, 1.0),),
-    (10000.0, 0.5, 0.7), 1.0, -1.0, 100.0,
-)  # fmt: skip
+    highpass_hz=30.0,
+    comp_threshold_db=-18.0,
+    comp_ratio=2.0,
+    comp_attack_ms=20.0,
+    comp_release_ms=150.0,
+    low_shelf=(100.0, 0.0, 0.7),
+    peaks=((300.0, -0.5, 1.0),),
+    high_shelf=(10000.0, 0.5, 0.7),
+    drive_db=1.0,
+    limiter_threshold_db=-1.0,
+    limiter_release_ms=100.0,
+)
 
 
 @dataclass(frozen=True)
@@ -155,10 +220,12 @@ def _limiter_gain(peaks: np.ndarray, ceiling: float, n: int, sample_rate: int) -
     if need.min() >= 1.0:
         return None
     per_ms = sample_rate / 1000.0 / _BLOCK
-    gain = need
+    gain: np.ndarray = need
     for ms in (_ATTACK_MS, _RELEASE_MS):
         width = 2 * max(1, round(ms * per_ms)) + 1
-        gain = uniform_filter1d(minimum_filter1d(gain, width, mode="nearest"), width, mode="nearest")
+        gain = uniform_filter1d(
+            minimum_filter1d(gain, width, mode="nearest"), width, mode="nearest"
+        )
     # Linear interpolation between block centres mixes a block with its
     # neighbours: take their minimum first so no sample exceeds its block's need.
     gain = minimum_filter1d(gain, 3, mode="nearest")
@@ -200,8 +267,11 @@ def master_audio(
 
     gain_db = target_lufs - lufs_chain  # exact if nothing needs limiting
     tried: list[tuple[float, float]] = []  # (gain_db, lufs) for the secant steps
-    lufs_after, peak_after, out = lufs_chain, math.inf, chained
-    for _ in range(_MAX_PASSES):
+    lufs_after, peak_after = lufs_chain, math.inf
+    out: np.ndarray = chained
+    passes = 0
+    while passes < _MAX_PASSES:
+        passes += 1
         g = _db(gain_db)
         curve = _limiter_gain(peaks * g, aim, chained.shape[1], sample_rate)
         out = chained * np.float32(g) if curve is None else chained * (curve * np.float32(g))
@@ -213,20 +283,27 @@ def master_audio(
         if peak_after > ceiling:  # the block-wise gain let an inter-sample peak through
             aim *= ceiling / peak_after * _db(-0.05)
         tried.append((gain_db, lufs_after))
-        if len(tried) >= 2 and tried[-1][1] != tried[-2][1]:
+        step = error
+        if len(tried) >= 2 and tried[-1][0] != tried[-2][0]:
             (g0, l0), (g1, l1) = tried[-2], tried[-1]
-            slope = (l1 - l0) / (g1 - g0) if g1 != g0 else 1.0
+            slope = (l1 - l0) / (g1 - g0)
+            if slope < _MIN_SLOPE and error > 0:
+                break  # more gain only feeds the limiter: the material cannot get louder
             # Limiting makes loudness grow slower than gain; a secant step
             # converges in 2-3 passes where plain fixed-point steps crawl.
-            gain_db += error / min(max(slope, 0.05), 1.0)
-        else:
-            gain_db += error
+            step = error / min(max(slope, _MIN_SLOPE), 1.0)
+        gain_db += float(np.clip(step, -_MAX_STEP_DB, _MAX_STEP_DB))
 
     if abs(lufs_after - target_lufs) > LUFS_TOLERANCE or peak_after > ceiling:
+        why = (
+            "the material is too sparse or peaky to raise that far"
+            if lufs_after < target_lufs
+            else "the limiter could not hold the peaks"
+        )
         raise MasteringError(
             f"could not master to {target_lufs} LUFS under {ceiling_dbtp} dBTP ({genre!r} chain): "
-            f"after {_MAX_PASSES} passes loudness is {lufs_after:.2f} LUFS and true peak "
-            f"{to_dbtp(peak_after):.2f} dBTP; the material is too sparse or peaky to raise that far"
+            f"after {passes} passes loudness is {lufs_after:.2f} LUFS and true peak "
+            f"{to_dbtp(peak_after):.2f} dBTP; {why}"
         )
     return MasterResult(
         audio=out,

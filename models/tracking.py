@@ -17,6 +17,7 @@ import functools
 import json
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,10 @@ import mlflow
 import mlflow.pyfunc
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 
 from models.errors import InvalidSpecError, RegistryError
@@ -108,7 +110,7 @@ _OUTPUT_SCHEMA = Schema(
 )
 
 
-class GeneratorModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class GeneratorModel(PythonModel):  # type: ignore[misc]
     """The registered generator: ``predict`` turns rows of (genre,
     duration_s, seed, bpm, prompt) into WAV audio with the wrapped backend."""
 
@@ -118,7 +120,9 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
     def load_context(self, context: Any) -> None:
         self.config = GeneratorConfig.from_dict(context.model_config)
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         import io
 
         import soundfile as sf
@@ -133,7 +137,9 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
                 bpm=None if bpm is None or pd.isna(bpm) else float(bpm),
                 prompt=rec.get("prompt") or None,
             )
-            (track,) = backend.generate([spec], duration_s=float(rec["duration_s"]), seed=int(rec["seed"]))
+            (track,) = backend.generate(
+                [spec], duration_s=float(rec["duration_s"]), seed=int(rec["seed"])
+            )
             buf = io.BytesIO()
             sf.write(buf, track.audio.T, track.sample_rate, format="WAV", subtype="FLOAT")
             rows.append(
@@ -204,7 +210,7 @@ class GenerationTracking:
         *,
         backend: str,
         batch_id: str,
-        params: Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> str:
         """Open the run of one generation batch; returns its run id."""
@@ -215,10 +221,15 @@ class GenerationTracking:
             tags={"sonicforge.batch_id": batch_id, "sonicforge.backend": backend, **(tags or {})},
         )
         run_id = str(run.info.run_id)
+        if params:
+            self.log_params(run_id, params)
+        return run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Log params; ``None`` values are left out (MLflow params are strings)."""
         self.client.log_batch(
             run_id, params=[Param(k, _param(v)) for k, v in params.items() if v is not None]
         )
-        return run_id
 
     def finish_batch(
         self,
@@ -259,7 +270,9 @@ class GenerationTracking:
         for i in range(0, len(entries), 900):  # MLflow takes 1000 metrics per call
             self.client.log_batch(run_id, metrics=entries[i : i + 900])
         self.client.set_tag(
-            run_id, "sonicforge.failed_tracks", ",".join(str(r["track_id"]) for r in scores if not r["passed"])[:5000]
+            run_id,
+            "sonicforge.failed_tracks",
+            ",".join(str(r["track_id"]) for r in scores if not r["passed"])[:5000],
         )
         return metrics
 
@@ -276,11 +289,14 @@ class GenerationTracking:
             params=[Param("backend", config.backend)]
             + [Param(f"option.{k}", _param(v)) for k, v in sorted(config.options.items())],
         )
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            # MLflow asks for an input example; checking one would run the
+            # generator (minutes on a CPU for MusicGen) at registration.
+            warnings.filterwarnings("ignore", message=".*An input example was not provided")
             path = Path(tmp) / "generator"
             mlflow.pyfunc.save_model(
                 str(path),
-                python_model=GeneratorModel(),
+                python_model=str(Path(__file__).with_name("generator_pyfunc.py")),
                 model_config=config.to_dict(),
                 signature=ModelSignature(inputs=_INPUT_SCHEMA, outputs=_OUTPUT_SCHEMA),
                 # Explicit: inferring requirements would import and run the model.
@@ -323,13 +339,17 @@ class GenerationTracking:
     def load_config(self, version: str) -> GeneratorConfig:
         """The generator config of a version, loaded as its pyfunc."""
         mv = self.client.get_model_version(self.model_name, str(version))
-        local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=self.tracking_uri)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=mv.source, tracking_uri=self.tracking_uri
+        )
         model = mlflow.pyfunc.load_model(local)
         wrapped = model.unwrap_python_model()
         assert isinstance(wrapped, GeneratorModel) and wrapped.config is not None
         return wrapped.config
 
-    def resolve(self, alias: str = PRODUCTION_ALIAS, *, bootstrap: GeneratorConfig | None = None) -> ResolvedGenerator:
+    def resolve(
+        self, alias: str = PRODUCTION_ALIAS, *, bootstrap: GeneratorConfig | None = None
+    ) -> ResolvedGenerator:
         """The generator ``alias`` points at. With ``bootstrap`` and an empty
         registry, that config is registered first and given the alias (the
         procedural entry is created this way on the first run)."""
@@ -344,10 +364,14 @@ class GenerationTracking:
                     f"{listed}. Set it with `sonicforge models alias VERSION --alias {alias}`"
                 ) from None
             version = self.register_generator(
-                bootstrap, alias=alias, description=f"{bootstrap.describe()}, registered on first run"
+                bootstrap,
+                alias=alias,
+                description=f"{bootstrap.describe()}, registered on first run",
             )
             mv = self.client.get_model_version(self.model_name, version)
-        return ResolvedGenerator(self.load_config(str(mv.version)), self.model_name, str(mv.version), alias)
+        return ResolvedGenerator(
+            self.load_config(str(mv.version)), self.model_name, str(mv.version), alias
+        )
 
     def generator_versions(self) -> list[dict[str, Any]]:
         """Every registered generator version, newest first, with its aliases."""
@@ -376,7 +400,9 @@ class GenerationTracking:
         exp = self.client.get_experiment_by_name(self.experiment_name(backend))
         if exp is None:
             return []
-        return list(self.client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"]))
+        return list(
+            self.client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])
+        )
 
 
 def _jsonable(value: Any) -> Any:
@@ -404,7 +430,11 @@ def quality_metrics(scores: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     rows = list(scores)
     if not rows:
         return {}
-    lufs = [float(r["integrated_lufs"]) for r in rows if r.get("integrated_lufs") is not None and r["integrated_lufs"] == r["integrated_lufs"]]
+    lufs = [
+        float(r["integrated_lufs"])
+        for r in rows
+        if r.get("integrated_lufs") is not None and r["integrated_lufs"] == r["integrated_lufs"]
+    ]
     out = {
         "mean_quality_score": sum(float(r["quality_score"]) for r in rows) / len(rows),
         "pass_rate": sum(1 for r in rows if r["passed"]) / len(rows),
@@ -463,7 +493,11 @@ def sampling_overrides(
     backend that takes none."""
     given = {
         k: v
-        for k, v in (("guidance_scale", guidance_scale), ("temperature", temperature), ("top_k", top_k))
+        for k, v in (
+            ("guidance_scale", guidance_scale),
+            ("temperature", temperature),
+            ("top_k", top_k),
+        )
         if v is not None
     }
     if given and backend not in MODEL_BACKENDS:

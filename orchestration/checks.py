@@ -6,8 +6,8 @@ are blocking: a batch whose masters miss the loudness target or the
 true-peak ceiling never reaches the rotation.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Dagster 1.13 checks the
+# ``context`` annotation raw from the signature and refuses a string.
 from collections.abc import Sequence
 from typing import Any
 

@@ -29,7 +29,11 @@ class GenerationConfig(dg.Config):
 
     def sampling(self) -> dict[str, float | int]:
         """The sampling options this run sets."""
-        values = {"guidance_scale": self.guidance_scale, "temperature": self.temperature, "top_k": self.top_k}
+        values = {
+            "guidance_scale": self.guidance_scale,
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+        }
         return {k: v for k, v in values.items() if v is not None}
 
     def resolved_seed(self, batch_id: str) -> int:

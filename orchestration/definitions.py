@@ -8,10 +8,20 @@ from assets.tracks import generated_tracks, mastered_tracks, rotation, track_sco
 from orchestration.checks import track_checks
 from orchestration.environment import resources_for
 from orchestration.jobs import generate_tracks_job
+from orchestration.sensors import air_feed_sensor
 
-defs = dg.Definitions(
-    assets=[generated_tracks, track_scores, mastered_tracks, rotation],
-    asset_checks=track_checks,
-    jobs=[generate_tracks_job],
-    resources=resources_for(),
-)
+
+
+def build_definitions() -> dg.Definitions:
+    """Definitions with resources for the settings in force now (the CLI
+    builds them per call, so a changed environment is honoured)."""
+    return dg.Definitions(
+        assets=[generated_tracks, track_scores, mastered_tracks, rotation],
+        asset_checks=track_checks,
+        jobs=[generate_tracks_job],
+        sensors=[air_feed_sensor],
+        resources=resources_for(),
+    )
+
+
+defs = build_definitions()

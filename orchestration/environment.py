@@ -52,7 +52,9 @@ def mlflow_resource_for(settings: Settings) -> MLflowResource:
     uri = settings.resolved_mlflow_tracking_uri
     if uri.startswith(("http://", "https://", "databricks")):
         return ServerMLflowResource(tracking_uri=uri)
-    return LocalMLflowResource(tracking_uri=uri, artifact_root=settings.resolved_mlflow_artifact_root)
+    return LocalMLflowResource(
+        tracking_uri=uri, artifact_root=settings.resolved_mlflow_artifact_root
+    )
 
 
 def generator_resource_for(settings: Settings, mlflow: MLflowResource) -> GeneratorResource:

@@ -50,9 +50,9 @@ def launch_generation(
 ) -> LaunchResult:
     """Add a batch partition and materialize the track pipeline for it."""
     if defs is None:
-        from orchestration.definitions import defs as default_defs
+        from orchestration.definitions import build_definitions
 
-        defs = default_defs
+        defs = build_definitions()
     if instance is None:
         ensure_dagster_home()
         instance = dg.DagsterInstance.get()

@@ -84,7 +84,9 @@ class LocalMLflowResource(MLflowResource):
     def tracking(self, *, model_name: str = GENERATOR_MODEL_NAME) -> GenerationTracking:
         from models.tracking import GenerationTracking
 
-        return GenerationTracking(self.tracking_uri, artifact_root=self.artifact_root, model_name=model_name)
+        return GenerationTracking(
+            self.tracking_uri, artifact_root=self.artifact_root, model_name=model_name
+        )
 
 
 class ServerMLflowResource(MLflowResource):
@@ -98,7 +100,9 @@ class ServerMLflowResource(MLflowResource):
     def tracking(self, *, model_name: str = GENERATOR_MODEL_NAME) -> GenerationTracking:
         from models.tracking import GenerationTracking
 
-        return GenerationTracking(self.tracking_uri, registry_uri=self.registry_uri, model_name=model_name)
+        return GenerationTracking(
+            self.tracking_uri, registry_uri=self.registry_uri, model_name=model_name
+        )
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,9 @@ class GeneratorChoice:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def _with_overrides(name: str, options: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+def _with_overrides(
+    name: str, options: dict[str, Any], overrides: dict[str, Any] | None
+) -> dict[str, Any]:
     if not overrides:
         return options
     from models.tracking import sampling_overrides
@@ -133,7 +139,9 @@ class GeneratorResource(dg.ConfigurableResource, abc.ABC):
     def backend_options(self, name: str | None = None) -> dict[str, Any]:
         return {}
 
-    def choose(self, name: str | None = None, *, overrides: dict[str, Any] | None = None) -> GeneratorChoice:
+    def choose(
+        self, name: str | None = None, *, overrides: dict[str, Any] | None = None
+    ) -> GeneratorChoice:
         """The backend for one run: ``name`` if given, else this resource's
         choice; ``overrides`` are per-run sampling options."""
         base = self.backend(name)
@@ -164,18 +172,26 @@ class RegistryGeneratorResource(GeneratorResource):
     alias: str = "production"
     bootstrap_backend: str = "procedural"
 
-    def choose(self, name: str | None = None, *, overrides: dict[str, Any] | None = None) -> GeneratorChoice:
+    def choose(
+        self, name: str | None = None, *, overrides: dict[str, Any] | None = None
+    ) -> GeneratorChoice:
         if name is not None:
             # A backend named in the run config wins over the registry.
             options = _with_overrides(name, {}, overrides)
-            return GeneratorChoice(create_backend(name, **options), options, {"sonicforge.generator_source": "run_config"})
+            return GeneratorChoice(
+                create_backend(name, **options),
+                options,
+                {"sonicforge.generator_source": "run_config"},
+            )
         from models.tracking import GeneratorConfig
 
         resolved = self.mlflow.tracking(model_name=self.model_name).resolve(
             self.alias, bootstrap=GeneratorConfig(self.bootstrap_backend)
         )
         options = _with_overrides(resolved.config.backend, resolved.config.options, overrides)
-        return GeneratorChoice(create_backend(resolved.config.backend, **options), options, resolved.tags())
+        return GeneratorChoice(
+            create_backend(resolved.config.backend, **options), options, resolved.tags()
+        )
 
     def backend(self, name: str | None = None) -> GenerationBackend:
         return self.choose(name).backend

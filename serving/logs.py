@@ -14,7 +14,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "sonicforge_request_id", default=None
 )
 
-# Attributes every LogRecord has; anything else was passed in ``extra``.
+# Attributes every LogRecord has; anything else was passed in ``extra``
+# (except uvicorn's ANSI-coloured copy of the message, dropped below).
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -33,7 +34,7 @@ class JsonFormatter(logging.Formatter):
         if rid:
             out["request_id"] = rid
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _STANDARD and not key.startswith("_") and key != "color_message":
                 out[key] = value
         if record.exc_info:
             out["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()

@@ -79,10 +79,12 @@ class Settings(BaseSettings):
     # Where share links land (the web player) and the API's own public address.
     web_base_url: str = "http://127.0.0.1:8000"
     # Rate limits in the `limits` notation ("300/minute", "5 per 15 minutes").
-    rate_limit_ip: str = "300/minute"
-    rate_limit_principal: str = "600/minute"
+    rate_limit_ip: str = "600/minute"
+    rate_limit_principal: str = "300/minute"
     login_rate_limit_ip: str = "20/minute"
     login_rate_limit_account: str = "5 per 15 minutes"
+    # Redis key prefix of the counters: deployments sharing a Redis keep apart.
+    rate_limit_key_prefix: str = "sonicforge:rl"
     # Set to launch generation runs through a Dagster webserver's GraphQL API
     # (e.g. http://127.0.0.1:3000/graphql); unset, runs go to the local instance.
     dagster_graphql_url: str | None = None
@@ -121,7 +123,9 @@ class Settings(BaseSettings):
     stream_hls_bitrates_kbps: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [64, 128, 256]
     )
-    stream_aac_coder: Literal["twoloop", "fast"] = "twoloop"
+    # FFmpeg's AAC coder: "fast" keeps the three-rung ladder near 4 % of a
+    # core; "twoloop" sounds better at 64 kbps but costs about 11 % (bench/stream.py).
+    stream_aac_coder: Literal["twoloop", "fast"] = "fast"
     stream_mp3_bitrate_kbps: int = Field(default=128, ge=32, le=320)
     stream_viz_fps: int = Field(default=25, ge=20, le=60)
     # RTMP pushes: one key per preset, and/or a JSON list of targets such as
@@ -137,6 +141,9 @@ class Settings(BaseSettings):
     # The feed sensor asks for a generation run when the rotation holds less
     # unplayed airtime than this.
     stream_min_unplayed_airtime_s: float = Field(default=7200.0, ge=0.0)
+    # Run the streamer inside the API process (a thread) instead of as its own
+    # process: the no-Redis default, where only one process shares the state.
+    stream_embedded: bool = False
 
     @field_validator("stream_hls_bitrates_kbps", mode="before")
     @classmethod

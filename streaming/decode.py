@@ -58,17 +58,28 @@ class TrackReader:
             self._stream = self._container.streams.audio[0]
         except av.FFmpegError as exc:
             raise TrackUnavailableError(f"master cannot be opened: {exc}") from exc
-        self._resampler = av.AudioResampler(format="flt", layout="stereo", rate=sample_rate)
+        # Mono is duplicated rather than upmixed: swresample would put it
+        # 3 dB down in each speaker, and a mono master would air quieter.
+        self._mono = self._stream.codec_context.channels == 1
+        layout = "mono" if self._mono else "stereo"
+        self._resampler = av.AudioResampler(format="flt", layout=layout, rate=sample_rate)
         self._frames = self._decode()
         self._pending = np.zeros((0, 2), np.float32)
         self._trim_leading_silence()
 
+    def _as_stereo(self, frame: av.AudioFrame) -> np.ndarray:
+        data = frame.to_ndarray()
+        if self._mono:
+            mono = data.reshape(-1, 1)
+            return np.repeat(mono, 2, axis=1)
+        return data.reshape(-1, 2)
+
     def _decode(self) -> Iterator[np.ndarray]:
         for frame in self._container.decode(self._stream):
             for out in self._resampler.resample(frame):
-                yield out.to_ndarray().reshape(-1, 2)
+                yield self._as_stereo(out)
         for out in self._resampler.resample(None):
-            yield out.to_ndarray().reshape(-1, 2)
+            yield self._as_stereo(out)
 
     def _pull(self) -> np.ndarray | None:
         if self.eof:

@@ -119,9 +119,9 @@ class Playout:
             self._recorder.start(airing.play_id, track.track_id, airing.started_at)
 
     def on_end(self, deck: Deck, at: int) -> None:
-        if deck.standby or not isinstance(deck.meta, Airing) or deck.meta.started_at is None:
-            return
         airing = deck.meta
+        if deck.standby or not isinstance(airing, Airing) or airing.started_at is None:
+            return
         if self._recorder is not None:
             self._recorder.end(
                 airing.play_id,

@@ -10,15 +10,25 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from sonicforge.station import QueueEntry, StationState
-from streaming.catalog import Catalog, TrackInfo
+from streaming.catalog import TrackInfo
 from streaming.clock import Clock
 
 log = logging.getLogger(__name__)
 
 PickSource = Literal["request", "operator", "rotation", "fallback"]
+
+
+class TrackCatalog(Protocol):
+    """Where picks come from (``streaming.catalog.Catalog`` on the lakehouse)."""
+
+    def rotation(self) -> list[TrackInfo]: ...
+
+    def fallback(self) -> list[TrackInfo]: ...
+
+    def lookup(self, track_id: str) -> TrackInfo | None: ...
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ class Scheduler:
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: TrackCatalog,
         station: StationState,
         *,
         clock: Clock,

@@ -1,17 +1,15 @@
 """The streamer's loop: mix a block, hand it to every output, obey commands,
 pace against the clock.
 
-Blocks are 0.1 s, so a start/stop/skip command waits at most one block plus
-the poll; the loop runs ``lead_s`` ahead of the wall clock so that a slow
-track open or a Delta read never starves an output.
+Blocks are 0.1 s and the loop runs ``lead_s`` (0.5 s) ahead of the wall
+clock: enough that a slow track open or a Delta read never starves an
+output, little enough that a command is heard within 0.6 s of being sent.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
@@ -19,20 +17,13 @@ import numpy as np
 from sonicforge.station import StationState
 from streaming.clock import Clock
 from streaming.mixer import Mixer
-from streaming.outputs.base import AudioBlock, Output, OutputRunner
+from streaming.outputs.base import AudioBlock, OutputRunner, OutputSpec
 from streaming.playout import STANDBY_TITLE, STATION_NAME, Airing, Playout
 from streaming.plays import PlayRecorder
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """How to build an output; ``threaded`` ones run off the audio loop."""
-
-    name: str
-    factory: Callable[[], Output]
-    threaded: bool = False
+__all__ = ["OutputSpec", "Streamer"]
 
 
 class Streamer:
@@ -50,7 +41,7 @@ class Streamer:
         crossfade_s: float = 4.0,
         skip_fade_s: float = 1.0,
         block_s: float = 0.1,
-        lead_s: float = 1.0,
+        lead_s: float = 0.5,
         heartbeat_s: float = 2.0,
         backpressure: bool = False,
     ) -> None:
@@ -78,6 +69,7 @@ class Streamer:
         self._last_command = 0
         self._last_beat = -1e9
         self._last_position = -1e9
+        self._started_at = clock.now()
 
     # -- sessions ---------------------------------------------------------
     def _go_on_air(self) -> None:
@@ -97,7 +89,7 @@ class Streamer:
         self.on_air = True
 
     def _go_off_air(self) -> None:
-        self._emit(self.mixer.stop())
+        self._emit(self.mixer.stop(0.3))
         for runner in self.runners:
             runner.close()
         self.runners = []
@@ -141,6 +133,7 @@ class Streamer:
     def run(self, *, max_air_s: float | None = None, stop: threading.Event | None = None) -> None:
         """Play until ``stop`` is set or ``max_air_s`` of audio has aired."""
         self._last_command = self.station.last_command_id()  # old commands are history
+        self._started_at = self.clock.now()
         self._go_on_air()
         aired = 0
         limit = None if max_air_s is None else int(max_air_s * self.sr)
@@ -177,14 +170,14 @@ class Streamer:
         if self.recorder is not None:
             self.recorder.maybe_flush()
         cur = self.mixer.current
-        if self.on_air and cur is not None and isinstance(cur.meta, Airing):
-            if now - self._last_position >= 1.0:
-                self._last_position = now
-                position = (self.mixer.position - cur.meta.start_sample) / self.sr
-                try:
-                    self.station.update_position(position)
-                except Exception as exc:
-                    log.warning("cannot update position: %s", exc)
+        airing = cur.meta if cur is not None and isinstance(cur.meta, Airing) else None
+        if self.on_air and airing is not None and now - self._last_position >= 1.0:
+            self._last_position = now
+            position = (self.mixer.position - airing.start_sample) / self.sr
+            try:
+                self.station.update_position(position)
+            except Exception as exc:
+                log.warning("cannot update position: %s", exc)
         if now - self._last_beat >= self._heartbeat_s:
             self._last_beat = now
             try:
@@ -196,6 +189,7 @@ class Streamer:
         cur = self.mixer.current
         return {
             "state": "on_air" if self.on_air else "stopped",
+            "started_at": self._started_at.isoformat(),
             "position_s": round(self.mixer.position / self.sr, 3),
             "track_id": cur.meta.pick.track.track_id
             if cur is not None and isinstance(cur.meta, Airing)

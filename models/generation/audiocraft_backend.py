@@ -47,7 +47,7 @@ def unavailable_message(reason: str) -> str:
     try:
         import torch
 
-        torch_version = torch.__version__
+        torch_version = str(torch.__version__)
     except ImportError:
         torch_version = "not installed"
     return (
@@ -143,15 +143,20 @@ class AudiocraftBackend(GenerationBackend):
 
     def validate(self, specs: Sequence[TrackSpec], *, duration_s: float) -> list[TrackSpec]:
         if not 0 < duration_s <= MAX_DURATION_S:
-            raise InvalidSpecError(f"value {duration_s:g} for 'duration_s' is out of range (0, {MAX_DURATION_S:g}]")
+            raise InvalidSpecError(
+                f"value {duration_s:g} for 'duration_s' is out of range (0, {MAX_DURATION_S:g}]"
+            )
         out = [
-            TrackSpec(normalize_genre(s.genre), s.bpm, s.musical_key, s.mood, s.prompt) for s in specs
+            TrackSpec(normalize_genre(s.genre), s.bpm, s.musical_key, s.mood, s.prompt)
+            for s in specs
         ]
         for i, s in enumerate(out):
             build_prompt(s, seed=i, version=self.prompt_version)
         return out
 
-    def generate(self, specs: Sequence[TrackSpec], *, duration_s: float, seed: int) -> list[GeneratedTrack]:
+    def generate(
+        self, specs: Sequence[TrackSpec], *, duration_s: float, seed: int
+    ) -> list[GeneratedTrack]:
         import torch
 
         specs = self.validate(specs, duration_s=duration_s)
@@ -164,7 +169,9 @@ class AudiocraftBackend(GenerationBackend):
             cfg_coef=self.guidance_scale,
             extend_stride=self.window_s - self.context_s,
         )
-        prompts = [build_prompt(s, seed=seed + i, version=self.prompt_version) for i, s in enumerate(specs)]
+        prompts = [
+            build_prompt(s, seed=seed + i, version=self.prompt_version) for i, s in enumerate(specs)
+        ]
         model_sr = int(model.sample_rate)
         tracks: list[GeneratedTrack] = []
         for start in range(0, len(prompts), self.batch_size):
@@ -172,10 +179,15 @@ class AudiocraftBackend(GenerationBackend):
             with torch.random.fork_rng():
                 torch.manual_seed(seed + start)
                 wav = model.generate([p.text for p in chunk], progress=False)
-            audio = fit_length(wav.detach().to(torch.float32).cpu().numpy(), round(duration_s * model_sr))
+            audio = fit_length(
+                wav.detach().to(torch.float32).cpu().numpy(), round(duration_s * model_sr)
+            )
             sr = model_sr
             if self.output_sample_rate and self.output_sample_rate != model_sr:
-                audio = fit_length(resample(audio, model_sr, self.output_sample_rate), round(duration_s * self.output_sample_rate))
+                audio = fit_length(
+                    resample(audio, model_sr, self.output_sample_rate),
+                    round(duration_s * self.output_sample_rate),
+                )
                 sr = self.output_sample_rate
             if self.channels == 2 and audio.shape[1] == 1:
                 audio = np.repeat(audio, 2, axis=1)

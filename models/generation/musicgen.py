@@ -12,7 +12,6 @@ to the 44.1 kHz the masters use.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -193,11 +192,25 @@ def select_dtype(requested: str, device: str, *, bf16_supported: bool | None = N
 
 # -- loading ------------------------------------------------------------------
 
+
+def prepare_model(model: Any, *, device: str, dtype: str) -> Any:
+    """Put a MusicGen on ``device`` in ``dtype`` for inference."""
+    import torch
+
+    model.to(getattr(torch, dtype))
+    # The codec is small and its output is the audio itself: half precision
+    # there adds noise to every sample while saving little.
+    model.audio_encoder.to(torch.float32)
+    return model.to(device).eval()
+
+
 _LOADED: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_model(source: ModelSource, *, device: str, dtype: str, cache_dir: str | Path | None = None) -> tuple[Any, Any]:
+def load_model(
+    source: ModelSource, *, device: str, dtype: str, cache_dir: str | Path | None = None
+) -> tuple[Any, Any]:
     """``(model, processor)`` on ``device``; the last one loaded is kept, so
     the runs of one process share it."""
     key = (source.location, source.revision, device, dtype)
@@ -231,10 +244,7 @@ def load_model(source: ModelSource, *, device: str, dtype: str, cache_dir: str |
                 f"MusicGen model {source.name!r} could not be loaded from {source.location}: {exc}. "
                 f"{missing_weights_message(source.name, [source.location])}"
             ) from exc
-        # The codec is small and its output is the audio itself: half
-        # precision there adds noise to every sample while saving little.
-        model.audio_encoder.to(torch.float32)
-        model.to(device).eval()
+        model = prepare_model(model, device=device, dtype=dtype)
         _LOADED.clear()
         _LOADED[key] = (model, processor)
         return model, processor
@@ -272,17 +282,25 @@ class MusicGenBackend(GenerationBackend):
         on_window: Callable[[Window, np.ndarray], None] | None = None,
     ) -> None:
         if guidance_scale < 1.0:
-            raise InvalidSpecError(f"value {guidance_scale:g} for 'guidance_scale' must be >= 1 (1 disables guidance)")
+            raise InvalidSpecError(
+                f"value {guidance_scale:g} for 'guidance_scale' must be >= 1 (1 disables guidance)"
+            )
         if temperature <= 0:
             raise InvalidSpecError(f"value {temperature:g} for 'temperature' must be > 0")
         if top_k < 0:
             raise InvalidSpecError(f"value {top_k} for 'top_k' must be >= 0 (0 disables top-k)")
         if not 0 < window_s <= MAX_WINDOW_S:
-            raise InvalidSpecError(f"value {window_s:g} for 'window_s' is out of range (0, {MAX_WINDOW_S:g}]")
+            raise InvalidSpecError(
+                f"value {window_s:g} for 'window_s' is out of range (0, {MAX_WINDOW_S:g}]"
+            )
         if not 0 <= context_s < window_s:
-            raise InvalidSpecError(f"value {context_s:g} for 'context_s' must be in [0, window_s={window_s:g})")
+            raise InvalidSpecError(
+                f"value {context_s:g} for 'context_s' must be in [0, window_s={window_s:g})"
+            )
         if not 0 <= crossfade_s <= context_s:
-            raise InvalidSpecError(f"value {crossfade_s:g} for 'crossfade_s' must be in [0, context_s={context_s:g}]")
+            raise InvalidSpecError(
+                f"value {crossfade_s:g} for 'crossfade_s' must be in [0, context_s={context_s:g}]"
+            )
         if batch_size < 1:
             raise InvalidSpecError(f"value {batch_size} for 'batch_size' must be >= 1")
         if channels not in (1, 2):
@@ -373,13 +391,17 @@ class MusicGenBackend(GenerationBackend):
 
     def loaded(self) -> tuple[Any, Any]:
         if self._loaded is None:
-            self._loaded = load_model(self.source, device=self.device, dtype=self.dtype, cache_dir=self.cache_dir)
+            self._loaded = load_model(
+                self.source, device=self.device, dtype=self.dtype, cache_dir=self.cache_dir
+            )
         return self._loaded
 
     # -- requests ------------------------------------------------------------
     def validate(self, specs: Sequence[TrackSpec], *, duration_s: float) -> list[TrackSpec]:
         if not 0 < duration_s <= MAX_DURATION_S:
-            raise InvalidSpecError(f"value {duration_s:g} for 'duration_s' is out of range (0, {MAX_DURATION_S:g}]")
+            raise InvalidSpecError(
+                f"value {duration_s:g} for 'duration_s' is out of range (0, {MAX_DURATION_S:g}]"
+            )
         out = []
         for i, spec in enumerate(specs):
             normalized = TrackSpec(
@@ -393,7 +415,9 @@ class MusicGenBackend(GenerationBackend):
             out.append(normalized)
         return out
 
-    def generate(self, specs: Sequence[TrackSpec], *, duration_s: float, seed: int) -> list[GeneratedTrack]:
+    def generate(
+        self, specs: Sequence[TrackSpec], *, duration_s: float, seed: int
+    ) -> list[GeneratedTrack]:
         """One track per spec; ``batch_size`` prompts share each model call.
 
         Each model call is seeded with the seed of its first track, so a batch
@@ -401,11 +425,15 @@ class MusicGenBackend(GenerationBackend):
         from one generator for the whole batch).
         """
         specs = self.validate(specs, duration_s=duration_s)
-        prompts = [build_prompt(s, seed=seed + i, version=self.prompt_version) for i, s in enumerate(specs)]
+        prompts = [
+            build_prompt(s, seed=seed + i, version=self.prompt_version) for i, s in enumerate(specs)
+        ]
         tracks: list[GeneratedTrack] = []
         for start in range(0, len(specs), self.batch_size):
             chunk = prompts[start : start + self.batch_size]
-            audio, sr = self._generate_batch([p.text for p in chunk], duration_s=duration_s, seed=seed + start)
+            audio, sr = self._generate_batch(
+                [p.text for p in chunk], duration_s=duration_s, seed=seed + start
+            )
             for j, p in enumerate(chunk):
                 tracks.append(
                     GeneratedTrack(
@@ -419,13 +447,19 @@ class MusicGenBackend(GenerationBackend):
                         metadata={
                             "prompt_version": p.version,
                             "batch_seed": seed + start,
-                            **{k: v for k, v in self.run_params().items() if k not in ("model", "model_revision")},
+                            **{
+                                k: v
+                                for k, v in self.run_params().items()
+                                if k not in ("model", "model_revision")
+                            },
                         },
                     )
                 )
         return tracks
 
-    def _generate_batch(self, texts: list[str], *, duration_s: float, seed: int) -> tuple[np.ndarray, int]:
+    def _generate_batch(
+        self, texts: list[str], *, duration_s: float, seed: int
+    ) -> tuple[np.ndarray, int]:
         import torch
 
         model, processor = self.loaded()
@@ -435,7 +469,9 @@ class MusicGenBackend(GenerationBackend):
         hop = model_sr // frame_rate
         total_frames = int(np.ceil(duration_s * frame_rate))
         inputs = processor(text=texts, padding=True, return_tensors="pt")
-        inputs = {k: v.to(model.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+        inputs = {
+            k: v.to(model.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")
+        }
         decoder = model.decoder.config
         # MusicGen's delay pattern shifts codebook k by k steps: the last
         # frame is complete only after (codebooks per channel - 1) more steps.
@@ -474,7 +510,10 @@ class MusicGenBackend(GenerationBackend):
         audio = fit_length(audio, round(duration_s * model_sr))
         sr = model_sr
         if self.output_sample_rate and self.output_sample_rate != model_sr:
-            audio = fit_length(resample(audio, model_sr, self.output_sample_rate), round(duration_s * self.output_sample_rate))
+            audio = fit_length(
+                resample(audio, model_sr, self.output_sample_rate),
+                round(duration_s * self.output_sample_rate),
+            )
             sr = self.output_sample_rate
         if self.channels == 2 and audio.shape[1] == 1:
             # The mono models' output is placed in the middle of the stereo
@@ -512,4 +551,3 @@ def describe_model_source(model: str | None, **kwargs: Any) -> str:
     except ModelUnavailableError:
         return "missing"
     return f"{src.location} ({src.revision})" if src.local_files_only else "hub (download allowed)"
-

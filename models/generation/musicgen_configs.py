@@ -21,10 +21,25 @@ Size = Literal["small", "medium", "large"]
 SIZES: tuple[Size, ...] = ("small", "medium", "large")
 
 # Decoder sizes of the published checkpoints (config.json of each repo).
-_DECODERS: dict[str, dict[str, int]] = {
-    "small": {"hidden_size": 1024, "ffn_dim": 4096, "num_attention_heads": 16, "num_hidden_layers": 24},
-    "medium": {"hidden_size": 1536, "ffn_dim": 6144, "num_attention_heads": 24, "num_hidden_layers": 48},
-    "large": {"hidden_size": 2048, "ffn_dim": 8192, "num_attention_heads": 32, "num_hidden_layers": 48},
+_DECODERS: dict[str, dict[str, Any]] = {
+    "small": {
+        "hidden_size": 1024,
+        "ffn_dim": 4096,
+        "num_attention_heads": 16,
+        "num_hidden_layers": 24,
+    },
+    "medium": {
+        "hidden_size": 1536,
+        "ffn_dim": 6144,
+        "num_attention_heads": 24,
+        "num_hidden_layers": 48,
+    },
+    "large": {
+        "hidden_size": 2048,
+        "ffn_dim": 8192,
+        "num_attention_heads": 32,
+        "num_hidden_layers": 48,
+    },
 }
 
 # t5-base, the text encoder of every MusicGen size.
@@ -93,13 +108,78 @@ GENERATION_DEFAULTS: dict[str, Any] = {
 
 # Prompt words known to the offline tokenizer; anything else maps to <unk>,
 # which is fine for models whose weights are random anyway.
-_WORDS = (
-    "house deep techno trance uplifting drum and bass liquid lo-fi hip hop ambient bpm "
-    "minor major dorian warm groovy dark hypnotic euphoric emotional energetic atmospheric "
-    "mellow relaxing calm floating kick claps hats hi-hats chord stabs rhodes bass pads lead "
-    "arpeggios snare rolls breakbeat drums sub reese piano drones vinyl crackle tape reverb "
-    "wide stereo club mix driving warehouse festival crisp rolling low-passed a b c d e f g #"
-).split()
+_WORDS = [
+    "house",
+    "deep",
+    "techno",
+    "trance",
+    "uplifting",
+    "drum",
+    "and",
+    "bass",
+    "liquid",
+    "lo-fi",
+    "hip",
+    "hop",
+    "ambient",
+    "bpm",
+    "minor",
+    "major",
+    "dorian",
+    "warm",
+    "groovy",
+    "dark",
+    "hypnotic",
+    "euphoric",
+    "emotional",
+    "energetic",
+    "atmospheric",
+    "mellow",
+    "relaxing",
+    "calm",
+    "floating",
+    "kick",
+    "claps",
+    "hats",
+    "hi-hats",
+    "chord",
+    "stabs",
+    "rhodes",
+    "bass",
+    "pads",
+    "lead",
+    "arpeggios",
+    "snare",
+    "rolls",
+    "breakbeat",
+    "drums",
+    "sub",
+    "reese",
+    "piano",
+    "drones",
+    "vinyl",
+    "crackle",
+    "tape",
+    "reverb",
+    "wide",
+    "stereo",
+    "club",
+    "mix",
+    "driving",
+    "warehouse",
+    "festival",
+    "crisp",
+    "rolling",
+    "low-passed",
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "f",
+    "g",
+    "#",
+]
 
 
 def published_config(size: Size) -> Any:
@@ -182,7 +262,8 @@ def build_random_model(size: Size | Literal["tiny"], *, seed: int = 0) -> tuple[
         # EnCodec's codebooks are buffers that start at zero (trained values
         # come with the weights): filled with noise here, different codes
         # decode to different audio, as with real weights.
-        for layer in model.audio_encoder.quantizer.layers:
+        codec: Any = model.audio_encoder
+        for layer in codec.quantizer.layers:
             layer.codebook.embed.normal_(0.0, 1.0)
             layer.codebook.embed_avg.copy_(layer.codebook.embed)
     model.generation_config = GenerationConfig(
@@ -195,7 +276,9 @@ def build_random_model(size: Size | Literal["tiny"], *, seed: int = 0) -> tuple[
     return model, offline_processor(sampling_rate=config.audio_encoder.sampling_rate)
 
 
-def save_random_model(directory: str | Path, size: Size | Literal["tiny"], *, seed: int = 0) -> Path:
+def save_random_model(
+    directory: str | Path, size: Size | Literal["tiny"], *, seed: int = 0
+) -> Path:
     """Save a random-weight model and processor as ``save_pretrained`` does
     for real weights, so it loads through the same code path."""
     model, processor = build_random_model(size, seed=seed)

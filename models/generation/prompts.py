@@ -110,9 +110,7 @@ def normalize_genre(genre: str) -> str:
     key = genre.strip().lower()
     key = _ALIASES.get(key, key).replace(" ", "_").replace("-", "_")
     if key not in GENRES:
-        raise InvalidSpecError(
-            f"unknown genre {genre!r}; allowed: {', '.join(sorted(GENRES))}"
-        )
+        raise InvalidSpecError(f"unknown genre {genre!r}; allowed: {', '.join(sorted(GENRES))}")
     return key
 
 
@@ -130,18 +128,14 @@ class Prompt:
 def clean_request(text: str) -> str:
     """A listener's request made safe to put in a prompt: printable
     characters only, whitespace collapsed, at most ``MAX_REQUEST_CHARS``."""
-    printable = "".join(
-        ch if unicodedata.category(ch)[0] not in ("C",) else " " for ch in text
-    )
+    printable = "".join(ch if unicodedata.category(ch)[0] not in ("C",) else " " for ch in text)
     collapsed = re.sub(r"\s+", " ", printable).strip(" ,.;")
     if len(collapsed) > MAX_REQUEST_CHARS:
         collapsed = collapsed[:MAX_REQUEST_CHARS].rsplit(" ", 1)[0]
     return collapsed
 
 
-def build_prompt(
-    spec: TrackSpec, *, seed: int, version: str = PROMPT_TEMPLATE_VERSION
-) -> Prompt:
+def build_prompt(spec: TrackSpec, *, seed: int, version: str = PROMPT_TEMPLATE_VERSION) -> Prompt:
     """The prompt for one track. Values the spec leaves open (bpm, key,
     mood) are drawn from the genre's ranges with ``seed``, so the same spec
     and seed always give the same prompt."""

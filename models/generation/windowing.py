@@ -66,7 +66,9 @@ def crossfade_curves(n: int) -> tuple[np.ndarray, np.ndarray]:
     return 1.0 - fade_in, fade_in
 
 
-def join(previous: np.ndarray, window: np.ndarray, *, new_samples: int, crossfade: int) -> np.ndarray:
+def join(
+    previous: np.ndarray, window: np.ndarray, *, new_samples: int, crossfade: int
+) -> np.ndarray:
     """Append a continuation window to ``previous`` (both ``(..., samples)``).
 
     ``window`` holds the re-decoded context followed by ``new_samples`` new
@@ -108,7 +110,11 @@ def generate_windowed(
     """
     audio: np.ndarray | None = None
     for w in plan_windows(total_frames, window_frames=window_frames, context_frames=context_frames):
-        context = None if audio is None or w.context_frames == 0 else audio[..., -w.context_frames * hop :]
+        context = (
+            None
+            if audio is None or w.context_frames == 0
+            else audio[..., -w.context_frames * hop :]
+        )
         out = generate_window(context, w.new_frames)
         new_samples = w.new_frames * hop
         if out.shape[-1] < new_samples:

@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection, pool
-from sqlalchemy import engine_from_config
+from sqlalchemy import Connection, engine_from_config, pool
 
 from serving.db.models import Base
 

@@ -24,14 +24,18 @@ class ApiKeyCreate(ApiKeyBase):
     expires_in_days: int | None = Field(default=None, ge=1, le=365, examples=[90])
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"name": "stream dashboard", "scopes": ["votes:write"], "expires_in_days": 90}]
+            "examples": [
+                {"name": "stream dashboard", "scopes": ["votes:write"], "expires_in_days": 90}
+            ]
         }
     )
 
 
 class ApiKeyPublic(ApiKeyBase):
     id: str
-    prefix: str = Field(description="The key's first characters, to recognise it.", examples=["sfk_Xq3b9Lm2"])
+    prefix: str = Field(
+        description="The key's first characters, to recognise it.", examples=["sfk_Xq3b9Lm2"]
+    )
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None

@@ -32,7 +32,6 @@ class PipelineRunCreate(Schema):
     )
 
 
-
 class PipelineRunPublic(Schema):
     run_id: str = Field(examples=["3c1e0a2b-5d4f-4e6a-9b8c-7d6e5f4a3b2c"])
     batch_id: str | None = Field(examples=["b20261124-154500-3f9a"])

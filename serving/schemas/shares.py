@@ -26,9 +26,13 @@ class ShareUrls(Schema):
 
 
 class SharePublic(Schema):
-    code: str = Field(description="Unguessable short code (72 random bits).", examples=["q3Zt9LmX2bVw"])
+    code: str = Field(
+        description="Unguessable short code (72 random bits).", examples=["q3Zt9LmX2bVw"]
+    )
     track_id: str
-    landing_url: str = Field(examples=["https://radio.example.com/listen?track=...&ref=q3Zt9LmX2bVw"])
+    landing_url: str = Field(
+        examples=["https://radio.example.com/listen?track=...&ref=q3Zt9LmX2bVw"]
+    )
     created_at: datetime
 
 

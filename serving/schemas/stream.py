@@ -73,6 +73,7 @@ class QueueReorder(Schema):
         min_length=1,
         max_length=500,
         description="Entries to move to the front, in this order; the rest keep theirs.",
+        examples=[["9b2f6c0e1d3a4b5c8e7f6a5b4c3d2e1f", "0a1b2c3d4e5f60718293a4b5c6d7e8f9"]],
     )
 
 

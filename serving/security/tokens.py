@@ -127,7 +127,9 @@ class TokenService:
         except jwt.PyJWTError:
             raise InvalidTokenError("the token's signature or claims are invalid") from None
         if payload.get("typ") != expected:
-            raise InvalidTokenError(f"a {payload.get('typ')} token was given where a {expected} token is needed")
+            raise InvalidTokenError(
+                f"a {payload.get('typ')} token was given where a {expected} token is needed"
+            )
         iat = datetime.fromtimestamp(payload["iat"], UTC)
         if iat > self._clock() + timedelta(seconds=LEEWAY_S):
             raise InvalidTokenError("the token was issued in the future")

@@ -44,7 +44,9 @@ def create_key(session: Session, principal: Principal, data: ApiKeyCreate) -> tu
         prefix=new.prefix,
         key_hash=new.key_hash,
         scopes=sorted(set(data.scopes)),
-        expires_at=utcnow() + timedelta(days=data.expires_in_days) if data.expires_in_days else None,
+        expires_at=utcnow() + timedelta(days=data.expires_in_days)
+        if data.expires_in_days
+        else None,
     )
     session.add(row)
     session.commit()

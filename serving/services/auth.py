@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -112,9 +113,7 @@ class AuthService:
                 RefreshFamily.current_jti == claims.jti,
                 RefreshFamily.revoked_at.is_(None),
             )
-            .values(
-                current_jti=new_jti, last_used_at=now, rotations=RefreshFamily.rotations + 1
-            )
+            .values(current_jti=new_jti, last_used_at=now, rotations=RefreshFamily.rotations + 1)
         )
         if swapped.rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
@@ -126,7 +125,7 @@ class AuthService:
         session.commit()
         return self._pair(user, claims.sid, new_jti)
 
-    def _refuse_refresh(self, session: Session, claims: Claims) -> None:
+    def _refuse_refresh(self, session: Session, claims: Claims) -> NoReturn:
         family = session.get(RefreshFamily, claims.sid)
         if family is None or family.user_id != claims.sub:
             raise InvalidTokenError("the refresh token belongs to no session")

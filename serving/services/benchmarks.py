@@ -34,7 +34,9 @@ def latest_benchmarks(directory: Path) -> list[BenchmarkPublic]:
             fields = {k: data[k] for k in ("backend", "figures", "measured_at") if k in data}
             item = BenchmarkPublic.model_validate({**fields, "source": path.name})
         except (OSError, ValueError, ValidationError, TypeError) as exc:
-            log.warning("skipping benchmark file", extra={"file": str(path), "error": str(exc)[:200]})
+            log.warning(
+                "skipping benchmark file", extra={"file": str(path), "error": str(exc)[:200]}
+            )
             continue
         if item.measured_at.tzinfo is None:
             log.warning("skipping benchmark file without a zone", extra={"file": str(path)})

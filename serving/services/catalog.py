@@ -72,7 +72,9 @@ def _track(row: dict[str, Any]) -> tuple[TrackPublic, str | None]:
             true_peak_after=row["true_peak_after"],
             chain_version=row["chain_version"],
             mastered_at=row["mastered_at"],
-            renditions=[Rendition(codec=r["codec"], bitrate_kbps=r["bitrate_kbps"]) for r in renditions],
+            renditions=[
+                Rendition(codec=r["codec"], bitrate_kbps=r["bitrate_kbps"]) for r in renditions
+            ],
         )
         mp3 = next((r["uri"] for r in renditions if r["codec"] == "mp3"), None)
     track = TrackPublic(
@@ -155,7 +157,10 @@ class TrackCatalog:
             return self._snapshot
 
     async def asnapshot(self) -> Snapshot:
-        return self.fresh() or await anyio.to_thread.run_sync(self.snapshot)
+        snapshot = self.fresh()
+        if snapshot is None:
+            snapshot = await anyio.to_thread.run_sync(self.snapshot)
+        return snapshot
 
     def find(self, track_id: str) -> TrackPublic | None:
         """A track by id; a miss re-checks the tables (at most 4 times a

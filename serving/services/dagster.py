@@ -117,12 +117,16 @@ class GraphQLLauncher(PipelineLauncher):
                 self.url, json={"query": query, "variables": variables or {}}
             )
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"Dagster at {self.url} is unreachable: {type(exc).__name__}") from exc
+            raise UpstreamError(
+                f"Dagster at {self.url} is unreachable: {type(exc).__name__}"
+            ) from exc
         if response.status_code != 200:
             raise UpstreamError(f"Dagster answered HTTP {response.status_code}")
         body = response.json()
         if body.get("errors"):
-            raise UpstreamError("Dagster refused the query: " + body["errors"][0].get("message", ""))
+            raise UpstreamError(
+                "Dagster refused the query: " + body["errors"][0].get("message", "")
+            )
         return dict(body["data"])
 
     async def launch(self, data: PipelineRunCreate, *, requested_by: str) -> PipelineRunPublic:

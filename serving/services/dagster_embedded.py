@@ -21,7 +21,7 @@ import anyio
 
 from serving.exceptions import NotFoundError, UpstreamError
 from serving.schemas.pipeline import PipelineRunCreate, PipelineRunPublic, RunMode
-from serving.services.dagster import JOB_NAME, PARTITION_TAG, PipelineLauncher, new_batch_id
+from serving.services.dagster import PARTITION_TAG, PipelineLauncher, new_batch_id
 from sonicforge.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,8 +64,12 @@ class EmbeddedLauncher(PipelineLauncher):
         argv += ["--count", str(data.count), "--duration", repr(data.duration_s)]
         for genre in data.genres:
             argv += ["--genre", genre]
-        for flag, value in (("--seed", data.seed), ("--bpm", data.bpm), ("--backend", data.backend),
-                            ("--prompt", data.prompt)):  # fmt: skip
+        for flag, value in (
+            ("--seed", data.seed),
+            ("--bpm", data.bpm),
+            ("--backend", data.backend),
+            ("--prompt", data.prompt),
+        ):
             if value is not None:
                 argv += [flag, str(value)]
         return argv

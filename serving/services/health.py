@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import httpx
@@ -60,7 +61,7 @@ async def run_checks(checks: list[Check]) -> list[DependencyStatus]:
     return [results[c.name] for c in checks]
 
 
-def overall(statuses: list[DependencyStatus]) -> str:
+def overall(statuses: list[DependencyStatus]) -> Literal["ok", "degraded", "down"]:
     if any(s.required and s.status == "down" for s in statuses):
         return "down"
     if any(s.status in ("down", "degraded") for s in statuses):
@@ -88,7 +89,9 @@ async def mlflow_state(uri: str) -> tuple[DependencyState, str]:
     return "disabled", f"tracking URI scheme of {uri.split(':', 1)[0]!r} is not probed"
 
 
-def heartbeat_state(at: datetime | None, now: datetime | None = None) -> tuple[DependencyState, str]:
+def heartbeat_state(
+    at: datetime | None, now: datetime | None = None
+) -> tuple[DependencyState, str]:
     if at is None:
         return "down", "no streamer heartbeat yet"
     age = ((now or datetime.now(UTC)) - at).total_seconds()

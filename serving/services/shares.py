@@ -70,9 +70,12 @@ def create_share(
     else:  # pragma: no cover
         raise RuntimeError("could not find a free share code")
     record_event(
-        session, "share_created", user_id=user_id, track_id=track.track_id,
+        session,
+        "share_created",
+        user_id=user_id,
+        track_id=track.track_id,
         properties={"code": share.code},
-    )  # fmt: skip
+    )
     session.commit()
     return SharePublic(
         code=share.code,

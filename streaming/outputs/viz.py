@@ -9,6 +9,7 @@ API in one-second chunks (``outputs.chunks``) and out over WebSocket or SSE.
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -51,6 +52,8 @@ class SpectrumAnalyzer:
         self._next_frame = 0
 
     def analyse(self, block: AudioBlock) -> list[dict[str, object]]:
+        if self._next_frame == 0 and block.start > 0:  # started mid-timeline
+            self._next_frame = math.ceil(block.start / self.hop)
         mono = block.pcm.mean(axis=1).astype(np.float32)
         data = np.concatenate([self._history, mono])
         end = block.start + len(mono)

@@ -4,6 +4,7 @@ audiocraft implementation where it imports."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,18 @@ SR = 32000
 HOP = 640  # samples per MusicGen frame at 32 kHz (50 Hz)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """The tiny model's matrices are too small to share out; on a busy
+    machine extra threads only spin and wait."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight MusicGen saved as save_pretrained saves real weights."""
@@ -53,14 +66,25 @@ def _backend(path: Path, **options: Any) -> MusicGenBackend:
 
 @pytest.mark.parametrize(
     ("total", "window", "context"),
-    [(10, 50, 10), (50, 50, 10), (51, 50, 10), (900, 1500, 500), (9000, 1500, 500), (7, 3, 2), (5, 4, 0)],
+    [
+        (10, 50, 10),
+        (50, 50, 10),
+        (51, 50, 10),
+        (900, 1500, 500),
+        (9000, 1500, 500),
+        (7, 3, 2),
+        (5, 4, 0),
+    ],
 )
 def test_windows_cover_the_track_and_fit_the_model(total: int, window: int, context: int) -> None:
     windows = plan_windows(total, window_frames=window, context_frames=context)
     assert sum(w.new_frames for w in windows) == total
     assert windows[0].context_frames == 0
     assert all(w.context_frames + w.new_frames <= window and w.new_frames > 0 for w in windows)
-    assert all(w.context_frames == min(context, sum(x.new_frames for x in windows[: w.index])) for w in windows[1:])
+    assert all(
+        w.context_frames == min(context, sum(x.new_frames for x in windows[: w.index]))
+        for w in windows[1:]
+    )
 
 
 def test_a_context_as_long_as_the_window_is_refused() -> None:
@@ -105,17 +129,26 @@ def test_windowed_continuation_joins_without_a_seam(crossfade: int) -> None:
     join, and the error never jumps at a join (a hard splice would)."""
     seen: list[Window] = []
     total = 4 * 50 + 13  # 4.26 s: several windows and a short last one
-    kwargs: dict[str, Any] = {"total_frames": total, "window_frames": 100, "context_frames": 30, "hop": HOP}
+    kwargs: dict[str, Any] = {
+        "total_frames": total,
+        "window_frames": 100,
+        "context_frames": 30,
+        "hop": HOP,
+    }
     audio = generate_windowed(
         _continue_sine(np.random.default_rng(0)), crossfade_samples=crossfade,
         on_window=lambda w, a: seen.append(w), **kwargs,
     )  # fmt: skip
     ideal = _sine(0, total * HOP)
     assert audio.shape == ideal.shape
-    assert [w.index for w in seen] == list(range(len(plan_windows(total, window_frames=100, context_frames=30))))
+    assert [w.index for w in seen] == list(
+        range(len(plan_windows(total, window_frames=100, context_frames=30)))
+    )
     assert np.max(np.abs(audio - ideal)) < 0.04
     assert np.max(np.abs(np.diff(audio - ideal))) < 0.002
-    spliced = generate_windowed(_continue_sine(np.random.default_rng(0)), crossfade_samples=0, **kwargs)
+    spliced = generate_windowed(
+        _continue_sine(np.random.default_rng(0)), crossfade_samples=0, **kwargs
+    )
     assert np.max(np.abs(np.diff(spliced - ideal))) > 0.015  # what the crossfade removes
 
 
@@ -139,7 +172,7 @@ def test_auto_device_prefers_cuda_then_mps_then_cpu(cuda: bool, mps: bool, expec
 
 
 def test_an_absent_device_is_refused_with_what_exists() -> None:
-    with pytest.raises(ModelUnavailableError, match="device 'cuda' is not available.*auto, cpu"):
+    with pytest.raises(ModelUnavailableError, match=r"device 'cuda' is not available.*auto, cpu"):
         select_device("cuda", cuda_available=False, mps_available=False)
     with pytest.raises(InvalidSpecError, match="allowed: auto, cuda, mps, cpu"):
         select_device("tpu")
@@ -147,7 +180,12 @@ def test_an_absent_device_is_refused_with_what_exists() -> None:
 
 @pytest.mark.parametrize(
     ("device", "bf16", "expected"),
-    [("cuda", True, "bfloat16"), ("cuda", False, "float16"), ("mps", None, "float16"), ("cpu", None, "float32")],
+    [
+        ("cuda", True, "bfloat16"),
+        ("cuda", False, "float16"),
+        ("mps", None, "float16"),
+        ("cpu", None, "float32"),
+    ],
 )
 def test_half_precision_on_gpus_only(device: str, bf16: bool | None, expected: str) -> None:
     assert select_dtype("auto", device, bf16_supported=bf16) == expected
@@ -169,7 +207,9 @@ def test_a_listener_request_leads_the_prompt_cleaned() -> None:
 
 def test_unknown_genres_and_bad_values_list_what_is_allowed(tiny_dir: Path) -> None:
     backend = _backend(tiny_dir)
-    with pytest.raises(InvalidSpecError, match="unknown genre 'polka'; allowed: ambient, drum_and_bass"):
+    with pytest.raises(
+        InvalidSpecError, match="unknown genre 'polka'; allowed: ambient, drum_and_bass"
+    ):
         backend.validate([TrackSpec("polka")], duration_s=10)
     with pytest.raises(InvalidSpecError, match=r"'bpm' is out of range \[40, 220\]"):
         backend.validate([TrackSpec("house", bpm=400)], duration_s=10)
@@ -184,12 +224,19 @@ def test_unknown_genres_and_bad_values_list_what_is_allowed(tiny_dir: Path) -> N
 
 def test_tiny_model_generates_a_batch_at_44k1_stereo(tiny_dir: Path) -> None:
     backend = _backend(tiny_dir)
-    tracks = backend.generate([TrackSpec("house"), TrackSpec("dnb", prompt="rainy")], duration_s=2.3, seed=11)
+    tracks = backend.generate(
+        [TrackSpec("house"), TrackSpec("dnb", prompt="rainy")], duration_s=2.3, seed=11
+    )
     assert backend.model_name == str(tiny_dir) and backend.model_version.startswith("local-")
-    assert [t.genre for t in tracks] == ["house", "drum_and_bass"] and [t.seed for t in tracks] == [11, 12]
+    assert [t.genre for t in tracks] == ["house", "drum_and_bass"] and [t.seed for t in tracks] == [
+        11,
+        12,
+    ]
     for t in tracks:
         assert t.sample_rate == 44100 and t.audio.shape == (2, round(2.3 * 44100))
-        assert t.audio.dtype == np.float32 and np.isfinite(t.audio).all() and np.abs(t.audio).max() > 0
+        assert (
+            t.audio.dtype == np.float32 and np.isfinite(t.audio).all() and np.abs(t.audio).max() > 0
+        )
         assert t.metadata["prompt_version"] == PROMPT_TEMPLATE_VERSION and t.prompt
     assert not np.array_equal(tracks[0].audio, tracks[1].audio)
 
@@ -204,7 +251,12 @@ def test_seeds_are_honoured(tiny_dir: Path) -> None:
 
 def test_long_tracks_are_continued_window_by_window(tiny_dir: Path) -> None:
     seen: list[tuple[int, int]] = []
-    backend = _backend(tiny_dir, output_sample_rate=None, channels=1, on_window=lambda w, a: seen.append((w.context_frames, a.shape[-1])))
+    backend = _backend(
+        tiny_dir,
+        output_sample_rate=None,
+        channels=1,
+        on_window=lambda w, a: seen.append((w.context_frames, a.shape[-1])),
+    )
     (track,) = backend.generate([TrackSpec("trance")], duration_s=3.3, seed=0)
     assert track.sample_rate == SR and track.audio.shape == (1, round(3.3 * SR))
     plan = plan_windows(round(3.3 * 50), window_frames=50, context_frames=20)
@@ -224,7 +276,14 @@ def test_weights_are_found_in_the_hub_cache_layout(tiny_dir: Path, tmp_path: Pat
         (snapshot / f.name).symlink_to(f)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
-    backend = MusicGenBackend(model="musicgen-small", cache_dir=tmp_path / "hub", device="cpu", window_s=1.0, context_s=0.2, crossfade_s=0.1)
+    backend = MusicGenBackend(
+        model="musicgen-small",
+        cache_dir=tmp_path / "hub",
+        device="cpu",
+        window_s=1.0,
+        context_s=0.2,
+        crossfade_s=0.1,
+    )
     assert (backend.model_name, backend.model_version) == ("facebook/musicgen-small", commit)
     (track,) = backend.generate([TrackSpec("house")], duration_s=0.5, seed=1)
     assert track.audio.shape == (2, 22050)
@@ -238,14 +297,21 @@ def test_missing_weights_say_what_where_and_how(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "'facebook/musicgen-medium' is not available" in msg
     assert str(tmp_path / "hub" / "models--facebook--musicgen-medium") in msg
-    assert "sonicforge models pull facebook/musicgen-medium" in msg and "SONICFORGE_MUSICGEN_PATH" in msg
+    assert (
+        "sonicforge models pull facebook/musicgen-medium" in msg
+        and "SONICFORGE_MUSICGEN_PATH" in msg
+    )
 
 
-def test_settings_directory_provides_the_model(tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_directory_provides_the_model(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     (models_dir / "musicgen-large").symlink_to(tiny_dir, target_is_directory=True)
-    src = locate_model("facebook/musicgen-large", musicgen_path=models_dir, cache_dir=tmp_path / "hub")
+    src = locate_model(
+        "facebook/musicgen-large", musicgen_path=models_dir, cache_dir=tmp_path / "hub"
+    )
     assert src.location == str(models_dir / "musicgen-large") and src.local_files_only
     # SONICFORGE_MUSICGEN_PATH pointing at a model directory is the default model.
     from sonicforge.settings import get_settings
@@ -274,7 +340,9 @@ def test_audiocraft_unavailable_says_why() -> None:
     reason=f"audiocraft does not import here ({AUDIOCRAFT_ERROR}); its 1.3.0 release pins "
     "torch==2.1.0 beside this project's torch 2.13",
 )
-def test_audiocraft_missing_weights_name_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_audiocraft_missing_weights_name_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     backend = create_backend("audiocraft", model="musicgen-small", device="cpu")
@@ -302,7 +370,9 @@ class _FakeAudiocraft:
 
 def test_audiocraft_backend_maps_the_run_config() -> None:
     fake = _FakeAudiocraft()
-    backend = AudiocraftBackend(guidance_scale=4.0, top_k=100, window_s=30, context_s=12, _model=fake)
+    backend = AudiocraftBackend(
+        guidance_scale=4.0, top_k=100, window_s=30, context_s=12, _model=fake
+    )
     tracks = backend.generate([TrackSpec("house"), TrackSpec("ambient")], duration_s=1.5, seed=3)
     assert fake.params == {
         "use_sampling": True, "top_k": 100, "temperature": 1.0, "duration": 1.5,

@@ -49,11 +49,14 @@ class Arrangement:
     phrase_bars: int
 
 
-def _section_counts(template: list[tuple[str, int]], phrases: int) -> list[tuple[str, int]]:
-    """Spread ``phrases`` over the template, inserting extra cycles when long."""
+def _section_counts(
+    template: list[tuple[str, int]], phrases: int, *, cycles_allowed: bool
+) -> list[tuple[str, int]]:
+    """Spread ``phrases`` over the template, inserting extra
+    breakdown-build-main cycles when the track is long."""
     base = sum(c for _, c in template)
     extra = phrases - base
-    cycles = max(0, extra // 8)
+    cycles = max(0, extra // 10) if cycles_allowed else 0
     body = list(template[:-1])
     for _ in range(cycles):
         body.extend(_CYCLE)
@@ -82,7 +85,14 @@ def plan_sections(style: GenreStyle, n_bars: int) -> tuple[list[Section], int]:
     while phrase > 1 and n_bars // phrase < need:
         phrase //= 2
     if n_bars // phrase >= need:
-        counts = [(name, c * phrase) for name, c in _section_counts(template, n_bars // phrase)]
+        # With shortened phrases the sections are already short: grow them
+        # rather than adding more turns.
+        counts = [
+            (name, c * phrase)
+            for name, c in _section_counts(
+                template, n_bars // phrase, cycles_allowed=phrase == style.phrase_bars
+            )
+        ]
         counts[-1] = (counts[-1][0], counts[-1][1] + n_bars % phrase)
     elif n_bars >= 5:
         counts = [("intro", 1), ("build", 1), ("main", n_bars - 3), ("outro", 1)]
@@ -154,7 +164,9 @@ def plan_arrangement(style: GenreStyle, n_bars: int, rng: np.random.Generator) -
                     layers=frozenset(layers),
                     variation=index // 8,
                     phrase_end=last_of_phrase and has_drums and nxt is not None,
-                    crash=has_drums and j % phrase == 0 and sec.name in ("main", "build")
+                    crash=has_drums
+                    and j % phrase == 0
+                    and sec.name in ("main", "build")
                     and not (sec.name == "build" and j > 0),
                     drop=sec.name == "main" and j == 0 and prev in ("build", "breakdown"),
                     riser=j >= sec.bars - riser_bars,

@@ -3,6 +3,7 @@ at phrase ends, snare rolls into drops, crashes, impacts and risers."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 import numpy as np
@@ -31,7 +32,7 @@ def _bar_steps(part: DrumPart, bar: Bar, ctx: TrackContext) -> list[Step]:
 def _fill(kind: str, part: DrumPart, steps: list[Step]) -> list[tuple[str, Step]]:
     """The part's steps with the last beat (or half bar) replaced by a fill."""
     if kind == "dropout" and part.layer == "kick":
-        return [(part.sound, s) for s in steps if s.index < 8]
+        return [(part.sound, s) for s in steps if s.index < 12]
     if part.layer != "snare":
         if kind == "open_hat" and part.layer == "hats":
             kept = [(part.sound, s) for s in steps if s.index < 14]
@@ -75,6 +76,9 @@ def render_drums(ctx: TrackContext, buses: Buses) -> None:
 
     for bar in ctx.arrangement.bars:
         fill_kind = str(rng.choice(list(style.fills))) if bar.phrase_end and style.fills else ""
+        if fill_kind == "dropout" and not bar.layers & {"bass", "chords", "pad", "lead"}:
+            # Dropping the kick under nothing but hats sounds like a glitch.
+            fill_kind = "open_hat"
         for part in style.drums:
             if part.layer not in bar.layers or (bar.dropout and part.layer != "hats"):
                 continue
@@ -83,21 +87,25 @@ def render_drums(ctx: TrackContext, buses: Buses) -> None:
                 for step, vel in _roll(bar):
                     add("snare", bar.index, step, vel, part.gain * 0.9, 0.3)
                 continue
-            events = _fill(fill_kind, part, steps) if fill_kind else [(part.sound, s) for s in steps]
+            events = (
+                _fill(fill_kind, part, steps) if fill_kind else [(part.sound, s) for s in steps]
+            )
             for sound, s in events:
                 add(sound, bar.index, s.index, s.velocity, part.gain, part.humanise)
         if bar.crash and bar.index > 0:
             add("crash", bar.index, 0, 0.9, 0.22, 0.0)
         if bar.drop and any(p.layer == "kick" for p in style.drums):
             add("impact", bar.index, 0, 1.0, 0.5, 0.0)
-    for (sound, variant), events in sorted(hits.items()):
+    for (sound, variant), placed in sorted(hits.items()):
         sample = kit.get(sound, variant)
-        drums.place(buses.dry, sample, events)
+        drums.place(buses.dry, sample, placed)
         if sound == "kick":
-            buses.kick_positions.extend(p for p, _ in events)
+            buses.kick_positions.extend(p for p, _ in placed)
             if style.kit.rumble > 0:
                 rumble = kit.get("rumble")
-                drums.place(buses.bass, rumble, [(p, g * 0.35 * style.kit.rumble) for p, g in events])
+                drums.place(
+                    buses.bass, rumble, [(p, g * 0.28 * style.kit.rumble) for p, g in placed]
+                )
     buses.kick_positions.sort()
     _risers(ctx, buses)
 
@@ -112,11 +120,17 @@ def _risers(ctx: TrackContext, buses: Buses) -> None:
             i += 1
             continue
         j = i
-        while j + 1 < len(bars) and bars[j + 1].riser and bars[j + 1].section_index == bars[i].section_index:
+        while (
+            j + 1 < len(bars)
+            and bars[j + 1].riser
+            and bars[j + 1].section_index == bars[i].section_index
+        ):
             j += 1
         start = grid.sample(grid.time(bars[i].index, 0))
         end = grid.sample(grid.time(bars[j].index + 1, 0))
-        rng = ctx.sub_rng(202, i)
-        noise = ctx.note(("riser", end - start), lambda n=end - start, r=rng: drums.riser(n, sr=ctx.sr, rng=r))
+        noise = ctx.note(
+            ("riser", end - start),
+            functools.partial(drums.riser, end - start, sr=ctx.sr, rng=ctx.sub_rng(202, i)),
+        )
         drums.place(buses.dry, noise, [(start, 0.16)])
         i = j + 1

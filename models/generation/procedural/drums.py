@@ -65,7 +65,9 @@ def kick(kit: DrumKit, *, sr: int, rng: np.random.Generator) -> np.ndarray:
     """A sine whose pitch falls fast from ~150 Hz to 45–60 Hz, plus a click."""
     n = int((kit.kick_decay_s * 2.2 + 0.05) * sr)
     t = np.arange(n) / sr
-    freq = kit.kick_end_hz + (kit.kick_start_hz - kit.kick_end_hz) * np.exp(-t / kit.kick_pitch_tau_s)
+    freq = kit.kick_end_hz + (kit.kick_start_hz - kit.kick_end_hz) * np.exp(
+        -t / kit.kick_pitch_tau_s
+    )
     body = np.sin(2 * np.pi * phase_cycles(freq, n, sr=sr))
     hold = 0.02
     amp = np.where(t < hold, 1.0, np.exp(-(t - hold) / (kit.kick_decay_s / 2.5)))
@@ -93,7 +95,7 @@ def _room(x: np.ndarray, kit: DrumKit, sr: int) -> np.ndarray:
     if kit.room <= 0.0:
         return np.stack([x, x]).astype(np.float32)
     ir = fx.reverb_ir(sr, 0.45, 5000.0, 0.008)
-    wet = fx.reverb(np.stack([x, x]), ir) if x.size else np.zeros((2, 0))
+    wet = fx.reverb(x, ir, sr=sr)
     return _tail_fade((np.stack([x, x]) + kit.room * 4.0 * wet).astype(np.float32), sr, 0.05)
 
 
@@ -138,7 +140,7 @@ def hat(kit: DrumKit, *, sr: int, rng: np.random.Generator, open_: bool) -> np.n
     x = fx.filt(np.stack(chans), "highpass", kit.hat_hp_hz, sr=sr, order=4)
     if kit.soft:
         x = fx.filt(x, "lowpass", 9000.0, sr=sr)
-    x *= _env(n, sr, dur / 4.0, attack_s=0.001)
+    x *= _env(n, sr, dur / 3.0, attack_s=0.0015)
     return _tail_fade((x / np.max(np.abs(x))).astype(np.float32), sr, 0.005)
 
 
@@ -165,8 +167,10 @@ def tom(kit: DrumKit, *, sr: int, rng: np.random.Generator, hz: float) -> np.nda
     t = np.arange(n) / sr
     f = hz * (1.0 + 0.6 * np.exp(-t / 0.04))
     x = np.sin(2 * np.pi * phase_cycles(f, n, sr=sr)) * _env(n, sr, 0.12)
-    x += 0.08 * fx.filt(rng.standard_normal(n), "bandpass", 800.0, sr=sr, high=5000.0) * _env(
-        n, sr, 0.02
+    x += (
+        0.08
+        * fx.filt(rng.standard_normal(n), "bandpass", 800.0, sr=sr, high=5000.0)
+        * _env(n, sr, 0.02)
     )
     pos = float(np.clip((hz - 160.0) / 200.0, -0.4, 0.4))
     return _tail_fade(fx.pan(x / np.max(np.abs(x)), pos), sr)
@@ -216,7 +220,9 @@ class DrumSet:
         """The (2, L) one-shot ``name`` (e.g. "kick", "hat", "tom_120")."""
         key = (name, variant)
         if key not in self._cache:
-            self._cache[key] = self._make(name, _rng(self.seed, name, variant))
+            x = self._make(name, _rng(self.seed, name, variant))
+            # Peak 1 for every one-shot: the genre table's gains set the mix.
+            self._cache[key] = (x / (np.max(np.abs(x)) + 1e-12)).astype(np.float32)
         return self._cache[key]
 
     def _make(self, name: str, rng: np.random.Generator) -> np.ndarray:
@@ -240,13 +246,29 @@ class DrumSet:
         return makers[name](kit, sr=sr, rng=rng)
 
 
-def place(out: np.ndarray, sample: np.ndarray, hits: Iterable[tuple[int, float]]) -> None:
-    """Add ``sample`` (2, L) into ``out`` (2, N) at each (position, gain)."""
+def place(
+    out: np.ndarray,
+    sample: np.ndarray,
+    hits: Iterable[tuple[int, float]],
+    *,
+    pan: float = 0.0,
+) -> None:
+    """Add ``sample`` (2, L) into ``out`` (2, N) at each (position, gain),
+    panned by ``pan`` (-1 left … +1 right, constant power, 0 leaves it as is)."""
     n = out.shape[-1]
     length = sample.shape[-1]
+    if pan:
+        angle = (pan + 1.0) * np.pi / 4.0
+        chan = np.array([[np.cos(angle)], [np.sin(angle)]], dtype=np.float32) * np.float32(
+            np.sqrt(2.0)
+        )
     for pos, gain in hits:
         start = max(pos, 0)
         end = min(pos + length, n)
         if end <= start:
             continue
-        out[:, start:end] += np.float32(gain) * sample[:, start - pos : end - pos]
+        seg = sample[:, start - pos : end - pos]
+        if pan:
+            out[:, start:end] += (np.float32(gain) * chan) * seg
+        else:
+            out[:, start:end] += np.float32(gain) * seg

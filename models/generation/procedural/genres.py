@@ -71,6 +71,7 @@ class GenreStyle:
     crackle: bool = False
     sweep_builds: bool = True
     halftime_patterns: dict[str, str] = field(default_factory=dict)
+    reverb_return: float = 0.6
 
 
 FOUR = "X---X---X---X---"
@@ -97,12 +98,12 @@ HOUSE = GenreStyle(
     bars_per_chord=(1, 2),
     kit=DrumKit(kick_start_hz=150.0, kick_end_hz=52.0, kick_decay_s=0.3, kick_click=0.3),
     drums=(
-        DrumPart("kick", "kick", (FOUR,), 1.0, 0.2),
-        DrumPart("snare", "clap", (BACKBEAT,), 0.5, 0.6),
-        DrumPart("hats", "hat", ("x.-.x.-.x.-.x.-.", "x.-ox.-.x.-ox.-x"), 0.16),
-        DrumPart("open_hats", "open_hat", (OFFBEAT,), 0.13),
-        DrumPart("perc", "shaker", ("o.o.o.o.o.o.o.o.", ".o.x.o.x.o.x.o.x"), 0.1),
-        DrumPart("perc", "rim", ("---x------x--x--", "------x---x----x"), 0.14),
+        DrumPart("kick", "kick", (FOUR,), 0.62, 0.2),
+        DrumPart("snare", "clap", (BACKBEAT,), 0.8, 0.6),
+        DrumPart("hats", "hat", ("x.-.x.-.x.-.x.-.", "x.-ox.-.x.-ox.-x"), 0.5),
+        DrumPart("open_hats", "open_hat", (OFFBEAT,), 0.3),
+        DrumPart("perc", "shaker", ("o.o.o.o.o.o.o.o.", ".o.x.o.x.o.x.o.x"), 0.2),
+        DrumPart("perc", "rim", ("---x------x--x--", "------x---x----x"), 0.25),
     ),
     fills=("snare_roll", "open_hat", "dropout"),
     swing=(0.5, 0.54),
@@ -119,7 +120,7 @@ HOUSE = GenreStyle(
     sends={"chords": 0.25, "pad": 0.35, "lead": 0.3, "snare": 0.0},
     delay_beats=0.75,
     delay_sends={"lead": 0.3, "chords": 0.08},
-    gains={"bass": 0.55, "chords": 0.3, "pad": 0.22, "lead": 0.2},
+    gains={"bass": 0.55, "chords": 0.3, "pad": 0.45, "lead": 0.4},
     phrase_bars=8,
     template=(("intro", 2), ("build", 1), ("main", 2), ("breakdown", 1), ("main", 2), ("outro", 2)),
     intro=(("kick", "hats"), ("kick", "hats", "open_hats", "snare", "perc", "bass")),
@@ -152,16 +153,16 @@ TECHNO = GenreStyle(
         rumble=1.0,
     ),
     drums=(
-        DrumPart("kick", "kick", (FOUR,), 1.0, 0.1),
-        DrumPart("hats", "hat", ("o.x.o.x.o.x.o.x.", "o.x.o.xoo.x.o.xx"), 0.14),
-        DrumPart("open_hats", "open_hat", (OFFBEAT,), 0.13),
-        DrumPart("snare", "clap", (BACKBEAT, "----X-------X--x"), 0.38, 0.5),
-        DrumPart("perc", "tom_310", ("---x--x---x-x---", "---x--x--x--x--x"), 0.16),
-        DrumPart("perc", "rim", ("-x-----x-x------", "-x---x---x----x-"), 0.1),
+        DrumPart("kick", "kick", (FOUR,), 0.62, 0.1),
+        DrumPart("hats", "hat", ("o.x.o.x.o.x.o.x.", "o.x.o.xoo.x.o.xx"), 0.45),
+        DrumPart("open_hats", "open_hat", (OFFBEAT,), 0.4),
+        DrumPart("snare", "clap", (BACKBEAT, "----X-------X--x"), 0.6, 0.5),
+        DrumPart("perc", "tom_310", ("---x--x---x-x---", "---x--x--x--x--x"), 0.22),
+        DrumPart("perc", "rim", ("-x-----x-x------", "-x---x---x----x-"), 0.2),
     ),
     fills=("dropout", "open_hat", "dropout"),
     swing=(0.5, 0.52),
-    humanise_ms=4.0,
+    humanise_ms=5.0,
     bass_sound="rolling",
     bass_patterns=("-rrr-rrr-rrr-rrr", "-rr--rro-rr--rrr"),
     chord_sounds=("stab",),
@@ -173,8 +174,8 @@ TECHNO = GenreStyle(
     reverb_s=2.2,
     sends={"chords": 0.45, "pad": 0.3, "lead": 0.12},
     delay_beats=0.75,
-    delay_sends={"chords": 0.35, "lead": 0.12},
-    gains={"bass": 0.42, "chords": 0.22, "pad": 0.18, "lead": 0.2},
+    delay_sends={"chords": 0.35, "lead": 0.25},
+    gains={"bass": 0.52, "chords": 0.55, "pad": 0.56, "lead": 0.6},
     phrase_bars=8,
     template=(
         ("intro", 2),
@@ -192,6 +193,7 @@ TECHNO = GenreStyle(
     breakdown=("pad", "chords", "lead", "hats"),
     outro=(("kick", "hats", "open_hats", "perc", "bass"), ("kick", "hats")),
     words=("driving four-on-the-floor", "rumbling kick", "hypnotic", "dark", "metallic hats"),
+    reverb_return=0.85,
 )
 
 TRANCE = GenreStyle(
@@ -205,14 +207,14 @@ TRANCE = GenreStyle(
     bars_per_chord=(2, 1),
     kit=DrumKit(kick_start_hz=160.0, kick_end_hz=50.0, kick_decay_s=0.27, kick_click=0.4),
     drums=(
-        DrumPart("kick", "kick", (FOUR,), 1.0, 0.1),
-        DrumPart("snare", "clap", (BACKBEAT,), 0.48, 0.5),
-        DrumPart("hats", "hat", ("o.x.o.x.o.x.o.x.", "o.xxo.x.o.xxo.x."), 0.12),
-        DrumPart("open_hats", "open_hat", (OFFBEAT,), 0.15),
+        DrumPart("kick", "kick", (FOUR,), 0.62, 0.1),
+        DrumPart("snare", "clap", (BACKBEAT,), 0.75, 0.5),
+        DrumPart("hats", "hat", ("o.x.o.x.o.x.o.x.", "o.xxo.x.o.xxo.x."), 0.4),
+        DrumPart("open_hats", "open_hat", (OFFBEAT,), 0.33),
     ),
     fills=("snare_roll", "open_hat"),
     swing=(0.5, 0.5),
-    humanise_ms=4.0,
+    humanise_ms=5.0,
     bass_sound="offbeat",
     bass_patterns=("--r_--r_--r_--r_", "-rrr-rrr-rrr-rrr"),
     chord_sounds=("supersaw",),
@@ -225,7 +227,7 @@ TRANCE = GenreStyle(
     sends={"chords": 0.3, "pad": 0.45, "lead": 0.4, "arp": 0.3},
     delay_beats=0.75,
     delay_sends={"lead": 0.25, "arp": 0.2},
-    gains={"bass": 0.5, "chords": 0.2, "pad": 0.2, "lead": 0.16, "arp": 0.11},
+    gains={"bass": 0.5, "chords": 0.5, "pad": 0.56, "lead": 0.46, "arp": 0.28},
     phrase_bars=8,
     template=_DANCE_TEMPLATE,
     intro=(("kick", "hats", "open_hats"), ("kick", "hats", "open_hats", "snare", "bass", "arp")),
@@ -234,7 +236,7 @@ TRANCE = GenreStyle(
     rotate=((), ("pad",)),
     breakdown=("pad", "lead", "chords"),
     outro=(("kick", "hats", "open_hats", "snare", "bass", "arp"), ("kick", "hats")),
-    words=("uplifting", "supersaw chords", "rolling off-beat bass", "16th-note arpeggios"),
+    words=("uplifting", "four-on-the-floor", "16th-note arpeggios", "big reverb", "euphoric"),
     roll_in_builds=True,
 )
 
@@ -259,17 +261,21 @@ DRUM_AND_BASS = GenreStyle(
     ),
     drums=(
         DrumPart(
-            "kick", "kick", ("X---------X-----X---------X-----", "X---------X-------X-------x-----"), 1.0, 0.2
+            "kick",
+            "kick",
+            ("X---------X-----X---------X-----", "X---------X-------X-------x-----"),
+            0.8,
+            0.2,
         ),
         DrumPart(
             "snare",
             "snare",
             ("----X-------X-------X-------X---", "----X--.----X-.-----X--.-.--X--."),
-            0.72,
+            0.66,
             0.5,
         ),
-        DrumPart("hats", "hat", ("x.x.X.x.x.x.X.x.", "x.xxX.x.x.xxX.x."), 0.14),
-        DrumPart("perc", "shaker", ("o-o-o-o-o-o-o-o-", "o.o-o-o.o-o-o-o."), 0.1),
+        DrumPart("hats", "hat", ("X.x.X.x.X.x.X.x.", "X.xxX.x.X.xxX.x."), 0.4),
+        DrumPart("perc", "shaker", ("o-o-o-o-o-o-o-o-", "o.o-o-o.o-o-o-o."), 0.22),
     ),
     fills=("ghost", "toms", "snare_roll"),
     swing=(0.5, 0.52),
@@ -286,7 +292,7 @@ DRUM_AND_BASS = GenreStyle(
     sends={"chords": 0.3, "pad": 0.4, "lead": 0.4},
     delay_beats=0.75,
     delay_sends={"lead": 0.35},
-    gains={"bass": 0.5, "chords": 0.16, "pad": 0.25, "lead": 0.15},
+    gains={"bass": 0.46, "chords": 0.21, "pad": 0.4, "lead": 0.45},
     phrase_bars=8,
     template=(
         ("intro", 2),
@@ -297,13 +303,16 @@ DRUM_AND_BASS = GenreStyle(
         ("main", 3),
         ("outro", 2),
     ),
-    intro=(("hats", "pad", "perc"), ("kick", "snare", "hats", "perc", "pad")),
+    intro=(
+        ("kick", "snare", "hats", "perc", "pad"),
+        ("kick", "snare", "hats", "perc", "pad", "chords"),
+    ),
     build=("kick", "snare", "hats", "perc", "pad", "chords"),
     main=("kick", "snare", "hats", "perc", "bass", "pad"),
     rotate=(("chords",), ("lead",), ("chords", "lead"), ()),
     breakdown=("kick", "snare", "hats", "pad", "chords", "lead"),
     outro=(("kick", "snare", "hats", "perc", "bass", "pad"), ("hats", "pad")),
-    words=("two-step breakbeat", "rolling reese bass", "deep sub", "atmospheric pads"),
+    words=("two-step breakbeat", "fast hats", "deep sub", "atmospheric", "liquid"),
     halftime_breakdown=True,
     halftime_patterns={"kick": "X-------------x-", "snare": "--------X-------"},
 )
@@ -332,10 +341,10 @@ LOFI_HIP_HOP = GenreStyle(
         soft=True,
     ),
     drums=(
-        DrumPart("kick", "kick", ("X---------x-----X-----x---x-----",), 1.0, 0.5),
+        DrumPart("kick", "kick", ("X---------x-----X-----x---x-----",), 0.85, 0.5),
         DrumPart("snare", "snare", ("----X-------X-------X-------X---",), 0.6, 0.8),
-        DrumPart("hats", "hat", ("x.o.x.o.x.o.x.oo", "x.o.x.o.x.o.x.o."), 0.16, 1.2),
-        DrumPart("perc", "rim", ("-------x-------x", "------x-------.-"), 0.12),
+        DrumPart("hats", "hat", ("x.o.x.o.x.o.x.oo", "x.o.x.o.x.o.x.o."), 0.35, 1.2),
+        DrumPart("perc", "rim", ("-------x-------x", "------x-------.-"), 0.25),
     ),
     fills=("toms", "dropout"),
     swing=(0.55, 0.62),
@@ -352,7 +361,7 @@ LOFI_HIP_HOP = GenreStyle(
     sends={"chords": 0.25, "lead": 0.35},
     delay_beats=0.75,
     delay_sends={"lead": 0.15},
-    gains={"bass": 0.5, "chords": 0.28, "lead": 0.2, "texture": 0.05},
+    gains={"bass": 0.17, "chords": 0.22, "lead": 0.22, "texture": 0.05},
     phrase_bars=4,
     template=(("intro", 1), ("build", 1), ("main", 3), ("breakdown", 1), ("main", 3), ("outro", 1)),
     intro=(("chords", "texture"),),
@@ -374,7 +383,7 @@ AMBIENT = GenreStyle(
     bpm_range=(60.0, 90.0),
     scales=("major", "lydian", "minor", "dorian"),
     progressions_minor=((0, 5), (0, 3, 5, 4), (0, 6, 5, 3)),
-    progressions_major=((0, 3), (0, 5, 3, 0), (0, 1, 3, 0)),
+    progressions_major=((0, 3), (0, 5, 1, 4), (0, 1), (0, 5, 3, 0)),
     chord_size=5,
     bars_per_chord=(4,),
     kit=DrumKit(),
@@ -394,7 +403,7 @@ AMBIENT = GenreStyle(
     sends={"pad": 0.4, "lead": 0.7, "bass": 0.1},
     delay_beats=1.5,
     delay_sends={"lead": 0.3},
-    gains={"bass": 0.35, "pad": 0.45, "lead": 0.14, "texture": 0.12},
+    gains={"bass": 0.35, "pad": 0.45, "lead": 0.2, "texture": 0.12},
     phrase_bars=4,
     template=(("intro", 1), ("build", 1), ("main", 2), ("breakdown", 1), ("main", 2), ("outro", 1)),
     intro=(("pad", "texture"),),
@@ -406,6 +415,7 @@ AMBIENT = GenreStyle(
     words=("beatless", "slow-evolving pads", "long reverb", "sparse bells", "drone"),
     beatless=True,
     sweep_builds=False,
+    reverb_return=0.9,
 )
 
 STYLES: dict[str, GenreStyle] = {

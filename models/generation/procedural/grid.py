@@ -75,15 +75,15 @@ class Grid:
         if self.humanise_s <= 0.0 or scale <= 0.0:
             return 0.0
         limit = self.humanise_s * scale
-        return float(np.clip(self.rng.normal(0.0, limit / 2.0), -limit, limit))
+        return min(max(float(self.rng.normal(0.0, limit / 2.0)), -limit), limit)
 
     def velocity(self, velocity: float, spread: float = 0.08) -> float:
         """A humanised velocity around ``velocity``."""
-        return float(np.clip(velocity * (1.0 + self.rng.normal(0.0, spread)), 0.05, 1.2))
+        return min(max(velocity * (1.0 + float(self.rng.normal(0.0, spread))), 0.05), 1.2)
 
     def sample(self, seconds: float) -> int:
-        return int(round(seconds * self.sr))
+        return round(seconds * self.sr)
 
     def samples(self, steps: float) -> int:
         """Length of ``steps`` 16ths in samples."""
-        return max(1, int(round(steps * self.step_s * self.sr)))
+        return max(1, round(steps * self.step_s * self.sr))

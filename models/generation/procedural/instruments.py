@@ -35,7 +35,7 @@ def adsr(
     env[:a] = np.linspace(0.0, 1.0, max(int(attack_s * sr), 1))[:a]
     level = env[min(gate, n) - 1] if gate > 0 else 0.0
     if release > 0:
-        env[gate:] = level * np.exp(-np.arange(release) / (release / 5.0))
+        env[gate:] = level * np.exp(-np.arange(release) / (release / 4.0))
         env[-1] = 0.0
     return env.astype(np.float32)
 
@@ -94,9 +94,9 @@ def reese(
     for f in (f0 * ratio, f0 / ratio):
         tables = _filtered_frames("saw", f, n, sr=sr, cutoffs=cutoffs, q=1.1, order=3.0)
         x += wavetable(tables, f, n, sr=sr, hop=hop, phase=rng.uniform())
-    x = fx.saturate(0.45 * x, 2.0) + 0.8 * sine(f0, n, sr=sr)
+    y = fx.saturate(0.45 * x, 2.0) + 0.8 * sine(f0, n, sr=sr)
     env = adsr(gate, release, sr=sr, attack_s=0.01, decay_s=2.0, sustain=0.85)
-    return _stereo(x * env)
+    return _stereo(y * env)
 
 
 def acid(
@@ -185,7 +185,7 @@ def rhodes(f0: float, *, gate: int, sr: int, velocity: float) -> np.ndarray:
 
 def felt_piano(f0: float, *, gate: int, sr: int, velocity: float) -> np.ndarray:
     """A soft piano: harmonics whose highs die first, two strings a hair apart."""
-    release = int(0.3 * sr)
+    release = int(0.5 * sr)
     n = gate + release
     hop = 512
     frames = -(-n // hop) + 1
@@ -235,21 +235,23 @@ def pad_loop(
     sr: int,
     rng: np.random.Generator,
     bandwidth_cents: float,
-    cutoff_hz: float,
+    cutoffs_hz: tuple[float, ...],
     shape: str = "saw",
     width: float = 1.0,
 ) -> np.ndarray:
-    """A seamless (2, n) PADsynth loop of a chord of ``shape`` waves, low-passed."""
+    """PADsynth loops (V, 2, n) of a chord of ``shape`` waves, one per low-pass
+    cutoff in ``cutoffs_hz``, all with the same phases."""
     freqs: list[np.ndarray] = []
     amps: list[np.ndarray] = []
+    top = min(3.0 * max(cutoffs_hz), 16000.0)
     for f in notes_hz:
-        a = harmonic_amplitudes(shape, f, sr=sr, max_hz=min(3.0 * cutoff_hz, 16000.0))  # type: ignore[arg-type]
+        a = np.abs(harmonic_amplitudes(shape, f, sr=sr, max_hz=top))  # type: ignore[arg-type]
         fk = f * np.arange(1, a.size + 1)
         freqs.append(fk)
-        amps.append(np.abs(a) * lowpass_response(fk, cutoff_hz, q=0.8, order=2.0))
+        amps.append(np.stack([a * lowpass_response(fk, c, q=0.8, order=2.0) for c in cutoffs_hz]))
     return padsynth(
         np.concatenate(freqs),
-        np.concatenate(amps),
+        np.concatenate(amps, axis=1),
         n=n,
         sr=sr,
         bandwidth_cents=bandwidth_cents,

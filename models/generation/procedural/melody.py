@@ -67,14 +67,18 @@ class Motif:
 
 def make_motif(rng: np.random.Generator, *, sparse: bool = False) -> Motif:
     """A singable two-bar motif: mostly stepwise, ending on a stable degree."""
-    rhythm = (_SPARSE if sparse else _RHYTHMS)[int(rng.integers(len(_SPARSE if sparse else _RHYTHMS)))]
+    rhythm = (_SPARSE if sparse else _RHYTHMS)[
+        int(rng.integers(len(_SPARSE if sparse else _RHYTHMS)))
+    ]
     steps = [i for i, c in enumerate(rhythm) if c == "x"]
     lengths = [b - a for a, b in zip(steps, [*steps[1:], 32], strict=True)]
     deg = int(rng.choice([0, 2, 4]))
     degrees = []
     for _ in steps:
         degrees.append(deg)
-        move = int(rng.choice([-2, -1, -1, 0, 1, 1, 2, 3], p=[0.1, 0.2, 0.1, 0.1, 0.2, 0.15, 0.1, 0.05]))
+        move = int(
+            rng.choice([-2, -1, -1, 0, 1, 1, 2, 3], p=[0.1, 0.2, 0.1, 0.1, 0.2, 0.15, 0.1, 0.05])
+        )
         deg = int(np.clip(deg + move, -2, 9))
     degrees[-1] = int(rng.choice([0, 2, 4]))
     return Motif(tuple(steps), tuple(min(n, 6) for n in lengths), tuple(degrees))
@@ -102,7 +106,9 @@ def realise(
     size = len(scale)
     out: list[tuple[int, Note]] = []
     for step, length, degree in zip(motif.steps, motif.lengths, motif.degrees, strict=True):
-        midi = base_midi + 12 * (degree // size) + scale[degree % size]
+        # Motifs are written in seven-note steps; squeeze them onto five.
+        d = round(degree * size / 7)
+        midi = base_midi + 12 * (d // size) + scale[d % size]
         chord = chords[min(step // 16, len(chords) - 1)]
         if step % 4 == 0:
             midi = _nearest_chord_tone(midi, chord)
@@ -142,7 +148,9 @@ def mutate_riff(riff: list[Note], rng: np.random.Generator) -> list[Note]:
     for _ in range(2):
         i = int(rng.integers(len(notes)))
         n = notes[i]
-        notes[i] = Note(n.step, int(rng.choice(_ACID_INTERVALS)), n.length, n.velocity, not n.accent)
+        notes[i] = Note(
+            n.step, int(rng.choice(_ACID_INTERVALS)), n.length, n.velocity, not n.accent
+        )
     return notes
 
 

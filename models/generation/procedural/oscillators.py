@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import scipy.fft as sp_fft
 
 TABLE_SIZE = 2048
 # Harmonics stop a little below Nyquist so that linear table interpolation
@@ -152,27 +153,34 @@ def padsynth(
     wide with random phases, which sounds like a detuned ensemble (chorused
     saws, strings, choirs) from a single inverse FFT. Low bins share their
     phase across channels so the low end stays mono.
+
+    ``amps`` of shape (V, P) gives V loops (V, 2, n) with the same phases,
+    e.g. a dark and a bright version to crossfade as a filter sweep.
     """
+    amps2 = np.atleast_2d(np.asarray(amps, dtype=np.float64))
     bins = n // 2 + 1
-    mag = np.zeros(bins, dtype=np.float64)
+    mag = np.zeros((amps2.shape[0], bins), dtype=np.float64)
     hz_per_bin = sr / n
-    for f, a in zip(freqs, amps, strict=True):
-        if a <= 0.0 or f >= NYQUIST_MARGIN * sr:
+    for i, f in enumerate(freqs):
+        a = amps2[:, i]
+        if not np.any(a > 0.0) or f >= NYQUIST_MARGIN * sr:
             continue
         bw = max((2.0 ** (bandwidth_cents / 1200.0) - 1.0) * f / hz_per_bin, 1.0)
         centre = f / hz_per_bin
         lo = max(int(centre - 3.0 * bw), 1)
         hi = min(int(centre + 3.0 * bw) + 2, bins)
         x = (np.arange(lo, hi) - centre) / bw
-        mag[lo:hi] += a * np.exp(-x * x) / np.sqrt(bw)
-    phase_l = rng.uniform(0.0, 2.0 * np.pi, bins)
-    phase_r = rng.uniform(0.0, 2.0 * np.pi, bins)
+        mag[:, lo:hi] += a[:, None] * (np.exp(-x * x) / np.sqrt(bw))[None, :]
+    phase = rng.uniform(0.0, 2.0 * np.pi, (2, bins)).astype(np.float32)
+    rot = np.cos(phase) + 1j * np.sin(phase)
     mono = int(mono_below_hz / hz_per_bin)
-    phase_r[:mono] = phase_l[:mono]
-    # Partly shared phases set the width (1.0: independent channels).
-    phase_r = np.angle(width * np.exp(1j * phase_r) + (1.0 - width) * np.exp(1j * phase_l))
-    out = np.fft.irfft(
-        np.stack([mag * np.exp(1j * phase_l), mag * np.exp(1j * phase_r)]), n=n, axis=-1
-    )
-    rms = float(np.sqrt(np.mean(out * out))) or 1.0
-    return (out * (0.25 / rms)).astype(np.float32)
+    rot[1, :mono] = rot[0, :mono]
+    if width < 1.0:
+        # Partly shared phases narrow the image (1.0: independent channels).
+        mixed = width * rot[1] + (1.0 - width) * rot[0]
+        rot[1] = mixed / np.maximum(np.abs(mixed), 1e-6)
+    spec = mag.astype(np.float32)[:, None, :] * rot.astype(np.complex64)[None, :, :]
+    out = np.asarray(sp_fft.irfft(spec, n=n, axis=-1), dtype=np.float32)
+    rms = np.sqrt(np.mean(out * out, axis=(1, 2), keepdims=True)) + 1e-12
+    out *= (0.25 / rms).astype(np.float32)
+    return out if np.ndim(amps) == 2 else out[0]

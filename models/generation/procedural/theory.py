@@ -83,6 +83,8 @@ class Key:
 
     def pentatonic(self) -> tuple[int, ...]:
         """Five scale degrees (as semitones) without the half steps, for melodies."""
+        if self.scale == "harmonic minor":
+            return (0, 2, 3, 7, 8)
         return (0, 3, 5, 7, 10) if self.is_minor else (0, 2, 4, 7, 9)
 
 
@@ -188,6 +190,25 @@ def progression(key: Key, degrees: tuple[int, ...], *, size: int = 3) -> list[Ch
     return [diatonic_chord(key, d, size=size) for d in degrees]
 
 
+# Where a mode puts its diminished (or augmented) triad, and the chord a player would use
+# instead (the same function, more consonant): e.g. dorian's vi° -> IV.
+_DIMINISHED_SUBSTITUTES: dict[str, dict[int, int]] = {
+    "major": {6: 4},
+    "minor": {1: 3},
+    "dorian": {5: 3},
+    "phrygian": {4: 6},
+    "lydian": {3: 1},
+    "mixolydian": {2: 4},
+    "harmonic minor": {1: 3, 2: 5, 6: 4},
+}
+
+
+def consonant_degrees(key: Key, degrees: tuple[int, ...]) -> tuple[int, ...]:
+    """``degrees`` with each diminished chord of ``key`` replaced by its substitute."""
+    subs = _DIMINISHED_SUBSTITUTES[key.scale]
+    return tuple(subs.get(d % 7, d) for d in degrees)
+
+
 def voice_chords(chords: list[Chord], *, low: int, high: int) -> list[tuple[int, ...]]:
     """MIDI voicings inside [low, high] that move as little as possible.
 
@@ -226,7 +247,18 @@ def voice_chords(chords: list[Chord], *, low: int, high: int) -> list[tuple[int,
 
 def _movement(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     """How far the voices move from ``a`` to ``b`` (nearest-note distance)."""
-    return float(sum(min(abs(x - y) for y in a) for x in b) + abs(sum(a) / len(a) - sum(b) / len(b)))
+    return float(
+        sum(min(abs(x - y) for y in a) for x in b) + abs(sum(a) / len(a) - sum(b) / len(b))
+    )
+
+
+def snap_to_key(midi: int, key: Key) -> int:
+    """``midi`` if it is in ``key``'s scale, else the nearest scale note below it."""
+    pcs = {key.degree_pc(d) for d in range(7)}
+    for shift in (0, -1, 1, -2):
+        if (midi + shift) % 12 in pcs:
+            return midi + shift
+    return midi
 
 
 def midi_to_hz(note: float) -> float:

@@ -6,6 +6,7 @@ each place it plays with its own humanised time and velocity.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -16,7 +17,7 @@ from models.generation.procedural.arrangement import Bar
 from models.generation.procedural.context import Buses, TrackContext
 from models.generation.procedural.drums import place
 from models.generation.procedural.grid import parse_pattern
-from models.generation.procedural.theory import bass_root, midi_to_hz, voice_chords
+from models.generation.procedural.theory import bass_root, midi_to_hz, snap_to_key, voice_chords
 
 _PADS = {
     # sound: (wave, bandwidth in cents, cutoff Hz, attack s, release s, add top octave)
@@ -26,6 +27,13 @@ _PADS = {
     "supersaw": ("saw", 45.0, 5500.0, 0.006, 0.25, True),
     "drone": ("saw", 12.0, 420.0, 3.0, 3.0, False),
 }
+
+
+def _peak1(x: np.ndarray) -> np.ndarray:
+    """Scale a note to peak 1 so the genre table's gains mean the same for
+    every instrument."""
+    peak = float(np.max(np.abs(x)))
+    return (x / peak).astype(np.float32) if peak > 0 else x
 
 
 def _vel_bucket(v: float) -> float:
@@ -45,9 +53,11 @@ def _bass_note(ctx: TrackContext, sound: str, midi: int, gate: int) -> np.ndarra
             "rolling": (0.22, 0.06, 0.8),
             "round": (0.06, 0.25, 1.0),
         }[sound]
-        return ins.pluck_bass(f, gate=gate, sr=sr, brightness=params[0], decay_s=params[1], sub=params[2])
+        return ins.pluck_bass(
+            f, gate=gate, sr=sr, brightness=params[0], decay_s=params[1], sub=params[2]
+        )
 
-    return ctx.note(("bass", sound, midi, gate), make)
+    return ctx.note(("bass", sound, midi, gate), lambda: _peak1(make()))
 
 
 def render_bass(ctx: TrackContext, buses: Buses) -> None:
@@ -71,12 +81,13 @@ def render_bass(ctx: TrackContext, buses: Buses) -> None:
         root = bass_root(chord.root)
         for s in parse_pattern(pattern):
             if s.symbol == "b":
-                midi = bass_root(ctx.chord(bar.index + 1).root) - 2
+                # A passing note: the scale step below the next chord's root.
+                midi = snap_to_key(bass_root(ctx.chord(bar.index + 1).root) - 1, ctx.key)
                 midi += 12 if midi < root - 6 else 0
             else:
                 ivs = chord.intervals
-                offset = {"o": 12, "5": 7, "3": ivs[1], "7": ivs[3] if len(ivs) > 3 else 10}
-                midi = root + offset.get(s.symbol, 0)
+                offset = {"o": 12, "5": ivs[2], "3": ivs[1], "7": ivs[3] if len(ivs) > 3 else 10}
+                midi = snap_to_key(root + offset.get(s.symbol, 0), ctx.key)
             gate = int(grid.samples(s.length) * (0.95 if legato else 0.7))
             note = _bass_note(ctx, style.bass_sound, midi, gate)
             t = grid.time(bar.index, s.index) + grid.jitter(0.3)
@@ -85,27 +96,38 @@ def render_bass(ctx: TrackContext, buses: Buses) -> None:
 
 
 def _pad_loop(ctx: TrackContext, sound: str, chord_idx: int, notes: tuple[int, ...]) -> np.ndarray:
+    """PADsynth loops (V, 2, n) for a chord: one, or for ambient pads a dark
+    and a bright one with the same phases, whose slow crossfade is a filter
+    LFO costing one multiply-add per sample."""
     wave, bw, cutoff, _, _, top = _PADS[sound]
-    size = 2**19 if ctx.style.beatless else 2**18
     freqs = [midi_to_hz(m) for m in notes] + ([midi_to_hz(max(notes) + 12)] if top else [])
-
-    def make(cut: float = cutoff) -> np.ndarray:
-        return ins.pad_loop(
-            freqs, n=size, sr=ctx.sr, rng=ctx.sub_rng(401, chord_idx, len(sound)),
-            bandwidth_cents=bw, cutoff_hz=cut, shape=wave,
-        )
-
-    if ctx.style.beatless and sound != "drone":
-        # Same phases, two brightnesses: a slow crossfade between them is a
-        # filter LFO that costs one multiply-add per sample.
-        dark = ctx.note(("pad", sound, chord_idx, "dark"), lambda: make(cutoff * 0.35))
-        bright = ctx.note(("pad", sound, chord_idx, "bright"), make)
-        return np.stack([dark, bright])
-    return ctx.note(("pad", sound, chord_idx), make)[None]
+    lfo = ctx.style.beatless and sound != "drone"
+    return ctx.note(
+        ("pad", sound, chord_idx),
+        lambda: ins.pad_loop(
+            freqs,
+            n=2**18,
+            sr=ctx.sr,
+            rng=ctx.sub_rng(401, chord_idx, len(sound)),
+            bandwidth_cents=bw,
+            cutoffs_hz=(cutoff * 0.35, cutoff) if lfo else (cutoff,),
+            shape=wave,
+            # Ambient pads carry the whole mix: fully independent channels
+            # would leave it with no centre.
+            width=0.55 if ctx.style.beatless else 1.0,
+        ),
+    )
 
 
 def _sustained(
-    ctx: TrackContext, bus: np.ndarray, bars: list[Bar], sound: str, gain: float, *, low: int, high: int
+    ctx: TrackContext,
+    bus: np.ndarray,
+    bars: list[Bar],
+    sound: str,
+    gain: float,
+    *,
+    low: int,
+    high: int,
 ) -> None:
     """Held chords: one segment per run of bars on the same chord, cut from a
     PADsynth loop with a slow attack and a release that overlaps the next."""
@@ -143,7 +165,15 @@ def _sustained(
 def render_pad(ctx: TrackContext, buses: Buses) -> None:
     bars = ctx.bars_with("pad")
     if bars and ctx.style.pad_sound != "none":
-        _sustained(ctx, buses.pump, bars, ctx.style.pad_sound, ctx.style.gains.get("pad", 0.25), low=52, high=71)
+        _sustained(
+            ctx,
+            buses.pump,
+            bars,
+            ctx.style.pad_sound,
+            ctx.style.gains.get("pad", 0.25),
+            low=52,
+            high=71,
+        )
 
 
 def _keys_note(ctx: TrackContext, sound: str, midi: int, gate: int, vel: float) -> np.ndarray:
@@ -157,7 +187,7 @@ def _keys_note(ctx: TrackContext, sound: str, midi: int, gate: int, vel: float) 
         "bell": lambda: ins.bell(f, gate=gate, sr=sr),
         "supersaw": lambda: ins.supersaw(f, gate=gate, sr=sr, rng=ctx.sub_rng(501, midi, gate)),
     }
-    return ctx.note(("keys", sound, midi, gate, vb), makers[sound])
+    return ctx.note(("keys", sound, midi, gate, vb), lambda: _peak1(makers[sound]()))
 
 
 def render_chords(ctx: TrackContext, buses: Buses) -> None:
@@ -179,13 +209,17 @@ def render_chords(ctx: TrackContext, buses: Buses) -> None:
         pattern = style.chord_patterns[(first + bar.variation % 2) % len(style.chord_patterns)]
         voicing = voicings[ctx.chord_index(bar.index)]
         for s in parse_pattern(pattern):
-            gate = int(grid.samples(s.length) * 0.92)
+            # Held chords ring into the next one (legato); stabs stay short.
+            gate = int(grid.samples(s.length) * (1.0 if s.length >= 8 else 0.85))
             vel = grid.velocity(s.velocity, 0.1)
             t0 = grid.time(bar.index, s.index) + grid.jitter(0.5)
             strum = 0.006 if sound in ("rhodes", "piano") else 0.0
             for k, midi in enumerate(voicing):
                 note = _keys_note(ctx, sound, midi, gate, vel)
-                place(bus, note, [(grid.sample(t0 + k * strum), gain * vel / len(voicing) ** 0.5)])
+                # Voices spread across the stereo field, low left to high right.
+                spread = 0.5 * (2.0 * k / max(len(voicing) - 1, 1) - 1.0)
+                hit = [(grid.sample(t0 + k * strum), gain * vel / len(voicing) ** 0.5)]
+                place(bus, note, hit, pan=spread)
 
 
 def render_lead(ctx: TrackContext, buses: Buses) -> None:
@@ -242,14 +276,18 @@ def _render_acid(ctx: TrackContext, buses: Buses, bars: list[Bar]) -> None:
         cutoff = 260.0 * 2.0 ** (3.0 * q_level)
         root = bass_root(ctx.chord(bar.index).root) + 12
         for note in riffs[bar.variation % 2]:
-            midi = root + note.midi
+            midi = snap_to_key(root + note.midi, ctx.key)
             gate = int(grid.samples(note.length) * 0.8)
-            rendered = ctx.note(
-                ("acid", midi, gate, note.accent, q_level),
-                lambda m=midi, g=gate, a=note.accent, c=cutoff: ins.acid(
-                    midi_to_hz(m), gate=g, sr=sr, cutoff_hz=c, resonance=resonance, accent=a
-                ),
+            make = functools.partial(
+                ins.acid,
+                midi_to_hz(midi),
+                gate=gate,
+                sr=sr,
+                cutoff_hz=cutoff,
+                resonance=resonance,
+                accent=note.accent,
             )
+            rendered = ctx.note(("acid", midi, gate, note.accent, q_level), make)
             t = grid.time(bar.index, note.step) + grid.jitter(0.2)
             place(buses.lead, rendered, [(grid.sample(t), gain * note.velocity)])
 
@@ -292,4 +330,5 @@ def render_arp(ctx: TrackContext, buses: Buses) -> None:
         for note in notes:
             rendered = _keys_note(ctx, "pluck", note.midi, gate, 0.7)
             t = grid.time(bar.index, note.step) + grid.jitter(0.2)
-            place(buses.lead, rendered, [(grid.sample(t), gain * grid.velocity(note.velocity, 0.05))])
+            hit = [(grid.sample(t), gain * grid.velocity(note.velocity, 0.05))]
+            place(buses.lead, rendered, hit, pan=0.35 if note.step % 2 else -0.35)

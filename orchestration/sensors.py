@@ -1,0 +1,99 @@
+"""Sensors: keep the air fed.
+
+When the rotation holds less unplayed airtime than
+``SONICFORGE_STREAM_MIN_UNPLAYED_AIRTIME_S`` (default two hours), the sensor
+adds a batch partition and requests a generation run for it, sized to cover
+the shortfall. One such run at a time: while one is in flight it waits.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from orchestration.config import GenerationConfig
+from orchestration.jobs import GENERATE_JOB, generate_tracks_job
+from orchestration.launch import run_config_for
+from orchestration.partitions import batch_partitions, new_batch_id
+from orchestration.resources import LakehouseResource
+from sonicforge.lakehouse import Lakehouse
+from sonicforge.settings import get_settings
+
+SENSOR_TAG = "sonicforge/launched_by"
+SENSOR_NAME = "air_feed_sensor"
+MAX_TRACKS_PER_RUN = 12
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def unplayed_airtime_s(lakehouse: Lakehouse, *, now: datetime) -> float:
+    """Seconds of airable rotation tracks that have never aired."""
+    rotation = lakehouse.read(
+        "rotation", columns=["track_id", "duration_s", "eligible_from", "retired_at"]
+    ).to_pylist()
+    played = set(lakehouse.read("plays", columns=["track_id"]).column("track_id").to_pylist())
+    return float(
+        sum(
+            r["duration_s"]
+            for r in rotation
+            if r["track_id"] not in played
+            and (r["eligible_from"] is None or r["eligible_from"] <= now)
+            and (r["retired_at"] is None or r["retired_at"] > now)
+        )
+    )
+
+
+def tracks_to_cover(shortfall_s: float, duration_s: float) -> int:
+    return max(1, min(MAX_TRACKS_PER_RUN, math.ceil(shortfall_s / duration_s)))
+
+
+@dg.sensor(
+    name=SENSOR_NAME,
+    job=generate_tracks_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests a generation run when the rotation's unplayed airtime runs low.",
+)
+def air_feed_sensor(
+    context: dg.SensorEvaluationContext, lakehouse: LakehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Keeps at least the configured unplayed airtime in the rotation."""
+    threshold = get_settings().stream_min_unplayed_airtime_s
+    airtime = unplayed_airtime_s(lakehouse.open(), now=datetime.now(UTC))
+    if airtime >= threshold:
+        return dg.SkipReason(f"{airtime:.0f} s of unplayed airtime, threshold {threshold:.0f} s")
+    running = context.instance.get_run_records(
+        filters=dg.RunsFilter(
+            job_name=GENERATE_JOB, statuses=IN_FLIGHT, tags={SENSOR_TAG: SENSOR_NAME}
+        ),
+        limit=1,
+    )
+    if running:
+        return dg.SkipReason(
+            f"{airtime:.0f} s of unplayed airtime, but run {running[0].dagster_run.run_id} "
+            "is still generating"
+        )
+    defaults = GenerationConfig()
+    config = GenerationConfig(count=tracks_to_cover(threshold - airtime, defaults.duration_s))
+    batch_id = new_batch_id()
+    context.log.info(
+        f"unplayed airtime {airtime:.0f} s < {threshold:.0f} s: requesting batch {batch_id} "
+        f"of {config.count} tracks"
+    )
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=batch_id,
+                partition_key=batch_id,
+                run_config=run_config_for(config),
+                tags={SENSOR_TAG: SENSOR_NAME, "sonicforge/unplayed_airtime_s": f"{airtime:.0f}"},
+            )
+        ],
+        dynamic_partitions_requests=[batch_partitions.build_add_request([batch_id])],
+    )

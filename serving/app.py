@@ -1,0 +1,134 @@
+"""The app factory: ``uvicorn --factory serving.app:create_app``.
+
+Middleware, outermost first: request context (request id, JSON access log,
+security headers, the last-resort error body), CORS from settings, rate
+limits. Routers live under /api/v1; health endpoints also at the root for
+probes. The streaming service's /stream.mp3 and /hls routes are mounted
+when ``streaming.http`` is importable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from serving.context import AppContext, build_context
+from serving.errors import install_error_handlers
+from serving.logs import configure_logging
+from serving.middleware import RateLimitMiddleware, RequestContextMiddleware
+from serving.openapi import TAGS, custom_openapi
+from serving.routes import apikeys, auth, health, pipeline, shares, stream, tracks, users, votes
+from sonicforge.settings import Settings, get_settings
+from sonicforge.station import StationState
+
+log = logging.getLogger("serving.app")
+
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024
+
+DESCRIPTION = """\
+The app-facing API of SonicForge, a 24/7 AI music radio.
+
+Authenticate with `Authorization: Bearer <access token>` (from `/api/v1/auth/login`)
+or an API key (`Authorization: Bearer sfk_...` or `X-API-Key: sfk_...`).
+Errors share one body: `{"error": {"code", "message", "request_id", "details"}}`.
+Responses carry `X-Request-ID` and, where limited, `X-RateLimit-Limit`,
+`X-RateLimit-Remaining`, `X-RateLimit-Reset` (and `Retry-After` on 429).
+"""
+
+
+def _mount_streaming(app: FastAPI, settings: Settings, station: StationState) -> bool:
+    """Mount the streaming service's HTTP routes if that package provides them."""
+    try:  # imported by name: the API runs without the streaming package
+        streaming_http = importlib.import_module("streaming.http")
+    except ImportError:
+        log.info("streaming.http is not available; /stream.mp3 and /hls are not mounted")
+        return False
+    factory = getattr(streaming_http, "create_stream_router", None)
+    if callable(factory):
+        app.include_router(factory(settings=settings, station=station))
+        return True
+    router = getattr(streaming_http, "router", None)
+    if isinstance(router, APIRouter):
+        app.include_router(router)
+        return True
+    asgi = getattr(streaming_http, "app", None)
+    if asgi is not None:
+        app.mount("/", asgi)  # last, so the API's own routes match first
+        return True
+    log.warning("streaming.http has neither 'router' nor 'app'; nothing mounted")
+    return False
+
+
+def create_app(settings: Settings | None = None, *, context: AppContext | None = None) -> FastAPI:
+    """Build the API. ``context`` injects prepared dependencies (tests)."""
+    settings = settings or (context.settings if context else get_settings())
+    configure_logging(settings.log_level)
+    ctx = context or build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await ctx.start()
+        try:
+            yield
+        finally:
+            await ctx.stop()
+
+    app = FastAPI(
+        title="SonicForge API",
+        version=health.VERSION,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        # FastAPI's native OpenTelemetry hooks cost more than the rest of a
+        # request together; nothing here exports traces, so they stay off.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # Request bodies are small JSON documents; refuse anything larger
+        # before it is read into memory.
+        max_body_size=MAX_BODY_BYTES,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, users, apikeys, stream, votes, tracks, shares, pipeline):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)
+    app.state.streaming_mounted = _mount_streaming(app, settings, ctx.station)
+
+    # add_middleware wraps: the last added runs first.
+    app.add_middleware(RateLimitMiddleware, context=lambda: ctx)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials="*" not in settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "Range"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+                "Content-Range",
+            ],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = custom_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

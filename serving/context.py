@@ -1,0 +1,126 @@
+"""Everything a request may need, built once per app: settings, the app
+database, tokens, rate limiter, lakehouse catalog, station state and the
+pipeline launcher. Tests pass their own pieces (dependency injection)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from limits import RateLimitItem
+
+from serving.cache import TTLCache
+from serving.db.session import Database
+from serving.ratelimit import RateLimiter
+from serving.schemas.votes import TopTracksPublic
+from serving.security.tokens import TokenService
+from serving.services.auth import AuthService
+from serving.services.catalog import TrackCatalog
+from serving.services.dagster import GraphQLLauncher, PipelineLauncher
+from serving.services.stream import StationView
+from sonicforge.lakehouse import Lakehouse
+from sonicforge.settings import Settings
+from sonicforge.station import StationState, station_state_from_url
+
+# Stream status is polled by every player; a second of staleness in
+# listener counts is invisible, and position is extrapolated per response.
+STREAM_STATUS_CACHE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    ip: RateLimitItem
+    principal: RateLimitItem
+    login_ip: RateLimitItem
+    login_account: RateLimitItem
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Limits:
+        parse = RateLimiter.item
+        return cls(
+            parse(s.rate_limit_ip),
+            parse(s.rate_limit_principal),
+            parse(s.login_rate_limit_ip),
+            parse(s.login_rate_limit_account),
+        )
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    tokens: TokenService
+    auth: AuthService
+    limits: Limits
+    lakehouse: Lakehouse
+    catalog: TrackCatalog
+    station: StationState
+    pipeline: PipelineLauncher
+    # Created in the lifespan, on the server's event loop.
+    limiter: RateLimiter = field(init=False)
+    redis: Any = None
+    top_cache: TTLCache[TopTracksPublic] = field(init=False)
+    status_cache: TTLCache[StationView] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.top_cache = TTLCache(self.settings.top_tracks_cache_s)
+        self.status_cache = TTLCache(STREAM_STATUS_CACHE_S, max_entries=4)
+
+    async def start(self) -> None:
+        self.limiter = RateLimiter(
+            self.settings.redis_url, key_prefix=self.settings.rate_limit_key_prefix
+        )
+        if self.settings.redis_url:
+            import redis.asyncio
+
+            self.redis = redis.asyncio.Redis.from_url(self.settings.redis_url)
+
+    async def stop(self) -> None:
+        await self.limiter.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.pipeline.close()
+        self.db.dispose()
+
+
+def build_context(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    lakehouse: Lakehouse | None = None,
+    station: StationState | None = None,
+    pipeline: PipelineLauncher | None = None,
+) -> AppContext:
+    settings.check_serving()
+    tokens = TokenService(
+        settings.resolved_jwt_secret(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl_s=settings.access_token_ttl_s,
+        refresh_ttl_s=settings.refresh_token_ttl_s,
+    )
+    lakehouse = lakehouse or Lakehouse(
+        settings.resolved_lakehouse_uri, storage_options=settings.lakehouse_storage_options
+    )
+    if pipeline is None:
+        if settings.dagster_graphql_url:
+            pipeline = GraphQLLauncher(
+                settings.dagster_graphql_url,
+                location=settings.dagster_location_name,
+                repository=settings.dagster_repository_name,
+            )
+        else:
+            from serving.services.dagster_embedded import EmbeddedLauncher
+
+            pipeline = EmbeddedLauncher(settings)
+    return AppContext(
+        settings=settings,
+        db=db or Database(settings.resolved_app_database_url),
+        tokens=tokens,
+        auth=AuthService(tokens, bcrypt_rounds=settings.bcrypt_rounds),
+        limits=Limits.from_settings(settings),
+        lakehouse=lakehouse,
+        catalog=TrackCatalog(lakehouse, check_every_s=settings.lakehouse_cache_check_s),
+        station=station or station_state_from_url(settings.redis_url),
+        pipeline=pipeline,
+    )

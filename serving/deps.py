@@ -1,0 +1,113 @@
+"""Dependencies of the routes, as ``Annotated`` aliases in one place.
+
+``SessionDep`` opens one app-database session per request; the principal
+dependencies resolve the caller from a JWT (verified once, by the rate-limit
+middleware, and checked against its session here) or from an API key;
+``RequirePermission`` is how a route declares what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from serving.context import AppContext
+from serving.exceptions import AuthenticationError, PermissionDeniedError
+from serving.security.credentials import Principal, read_credential
+from serving.security.permissions import Permission
+from serving.security.tokens import Claims
+from serving.services.apikeys import principal_from_key
+
+# Declared for OpenAPI (the "Authorize" button, schemathesis); the headers
+# are read by ``read_credential`` so both forms behave the same.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An access token from /api/v1/auth/login, or an API key (sfk_...).",
+)
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key from /api/v1/api-keys."
+)
+
+
+async def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_session(ctx: ContextDep) -> Iterator[Session]:
+    with ctx.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_optional_principal(
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    _key: Annotated[str | None, Security(api_key_scheme)],
+) -> Principal | None:
+    """The caller, or ``None`` without credentials; bad credentials are a
+    401 even where a route also serves anonymous callers."""
+    credential = read_credential(request.headers)
+    if credential is None:
+        return None
+    if credential.kind == "api_key":
+        return principal_from_key(session, credential.value)
+    state: Any = request.state
+    error = getattr(state, "access_error", None)
+    if error is not None:
+        raise error
+    claims: Claims | None = getattr(state, "access_claims", None)
+    if claims is None:  # the rate limiter did not run (exempt path)
+        claims = ctx.tokens.decode(credential.value, expected="access")
+    return ctx.auth.principal_from_claims(session, claims)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+async def get_principal(principal: OptionalPrincipal) -> Principal:
+    if principal is None:
+        raise AuthenticationError(
+            "authentication required: send 'Authorization: Bearer <access token or API key>' "
+            "or 'X-API-Key: <key>'"
+        )
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def RequirePermission(permission: Permission) -> Any:
+    """``Annotated[Principal, RequirePermission(Permission.X)]`` in a route."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.can(permission):
+            via = (
+                "your API key's scopes"
+                if principal.auth == "api_key"
+                else f"role {principal.role!r}"
+            )
+            raise PermissionDeniedError(
+                f"this needs the {permission.value!r} permission, which {via} lacks"
+            )
+        return principal
+
+    return Depends(check)
+
+
+async def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+ClientIP = Annotated[str, Depends(client_ip)]

@@ -1,0 +1,117 @@
+"""Registration, login, token refresh, logout and the caller's profile."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated
+
+from anyio import from_thread
+from fastapi import APIRouter, Header, status
+
+from serving.db.models import User
+from serving.deps import ClientIP, ContextDep, CurrentPrincipal, SessionDep
+from serving.exceptions import NotFoundError
+from serving.ratelimit import raise_if_refused
+from serving.schemas.auth import (
+    LoginRequest,
+    LogoutPublic,
+    MePublic,
+    RefreshRequest,
+    TokenPair,
+    UserCreate,
+    UserPublic,
+)
+from serving.schemas.common import error_responses
+from serving.services.auth import ClientInfo, credentials_error
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post(
+    "/register",
+    response_model=UserPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409, 422, 429),
+    summary="Create a listener account",
+)
+def register_user(body: UserCreate, ctx: ContextDep, session: SessionDep) -> UserPublic:
+    user = ctx.auth.register(session, body)
+    return UserPublic.model_validate(user)
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    responses=error_responses(401, 403, 422, 429),
+    summary="Exchange email and password for an access and a refresh token",
+)
+def login(
+    body: LoginRequest,
+    ctx: ContextDep,
+    session: SessionDep,
+    ip: ClientIP,
+    user_agent: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> TokenPair:
+    """Attempts are throttled per address (all attempts) and per account
+    (failures, cleared by a success), so guessing is slow from one address
+    and against one account from many."""
+    limiter, limits = ctx.limiter, ctx.limits
+    account = body.email.lower()
+    ip_ok = from_thread.run(limiter.hit, limits.login_ip, "login-ip", ip)
+    if ip_ok is False:
+        verdict = from_thread.run(
+            partial(limiter.verdict, limits.login_ip, "login-ip", ip, allowed=False)
+        )
+        raise_if_refused(verdict, "login attempts from this address")
+    verdict = from_thread.run(limiter.verdict, limits.login_account, "login-account", account)
+    raise_if_refused(verdict, "failed logins for this account")
+    user = ctx.auth.check_password(session, account, body.password)
+    if user is None:
+        from_thread.run(limiter.hit, limits.login_account, "login-account", account)
+        raise credentials_error()
+    from_thread.run(limiter.clear, limits.login_account, "login-account", account)
+    return ctx.auth.login(session, user, ClientInfo(ip=ip, user_agent=user_agent))
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    responses=error_responses(401, 422, 429),
+    summary="Rotate a refresh token into a new token pair",
+)
+def refresh_tokens(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -> TokenPair:
+    """Each refresh token works once. Presenting one that was already
+    exchanged revokes the whole session (every token rotated from the same
+    login), since a copy of it is in someone's hands."""
+    return ctx.auth.refresh(session, body.refresh_token)
+
+
+@router.post(
+    "/logout",
+    response_model=LogoutPublic,
+    responses=error_responses(401, 429),
+    summary="Revoke the current session",
+)
+def logout(principal: CurrentPrincipal, ctx: ContextDep, session: SessionDep) -> LogoutPublic:
+    """Revokes the refresh family behind the access token: its refresh
+    token stops working and so do its access tokens, at once."""
+    revoked = ctx.auth.logout(session, principal)
+    return LogoutPublic(revoked=revoked, session_id=principal.session_id)
+
+
+@router.get(
+    "/me",
+    response_model=MePublic,
+    responses=error_responses(401, 429),
+    summary="The caller's account and permissions",
+)
+def read_me(principal: CurrentPrincipal, session: SessionDep) -> MePublic:
+    user = session.get(User, principal.user_id)
+    if user is None:  # deleted between authentication and here
+        raise NotFoundError("the account no longer exists")
+    public = UserPublic.model_validate(user)
+    return MePublic(
+        **public.model_dump(),
+        permissions=sorted(principal.permissions),
+        auth=principal.auth,
+    )

@@ -1,0 +1,109 @@
+"""Votes on tracks and the charts they make."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Path, Query, Response, status
+
+from serving.db.types import utcnow
+from serving.deps import ContextDep, OptionalPrincipal, RequirePermission, SessionDep
+from serving.exceptions import NotFoundError
+from serving.schemas.common import GENRE_PATTERN, TRACK_ID_PATTERN, error_responses
+from serving.schemas.votes import Period, TopTracksPublic, VoteAggregate, VoteCreate, VotePublic
+from serving.security.credentials import Principal
+from serving.security.permissions import Permission
+from serving.services import votes
+
+router = APIRouter(tags=["votes"])
+
+Voter = Annotated[Principal, RequirePermission(Permission.VOTES_WRITE)]
+TrackIdPath = Annotated[str, Path(pattern=TRACK_ID_PATTERN, examples=["trk_3f9a2c1be07d4e11a2b3"])]
+
+
+@router.post(
+    "/vote",
+    response_model=VotePublic,
+    responses=error_responses(401, 403, 404, 422, 429),
+    summary="Vote on a track (stars and/or up or down); voting again replaces the vote",
+)
+def create_vote(
+    body: VoteCreate, principal: Voter, ctx: ContextDep, session: SessionDep
+) -> VotePublic:
+    track = ctx.catalog.find(body.track_id)
+    if track is None:
+        raise NotFoundError(f"no track {body.track_id!r} in the lakehouse")
+    return votes.cast_vote(session, principal.user_id, body, track)
+
+
+@router.get(
+    "/vote/{track_id}",
+    response_model=VoteAggregate,
+    responses=error_responses(401, 404, 422, 429),
+    summary="A track's vote counts and Bayesian score, and the caller's own vote",
+)
+def read_votes(
+    track_id: TrackIdPath, ctx: ContextDep, session: SessionDep, principal: OptionalPrincipal
+) -> VoteAggregate:
+    if ctx.catalog.find(track_id) is None:
+        raise NotFoundError(f"no track {track_id!r} in the lakehouse")
+    return votes.aggregate(
+        session,
+        track_id,
+        user_id=principal.user_id if principal else None,
+        prior_votes=ctx.settings.top_tracks_prior_votes,
+    )
+
+
+@router.delete(
+    "/vote/{track_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(401, 403, 404, 422, 429),
+    summary="Withdraw your vote on a track",
+)
+def delete_vote(track_id: TrackIdPath, principal: Voter, session: SessionDep) -> None:
+    votes.withdraw_vote(session, principal.user_id, track_id)
+
+
+@router.get(
+    "/top-tracks",
+    response_model=TopTracksPublic,
+    responses=error_responses(422, 429),
+    summary="The chart: tracks ranked by Bayesian average rating",
+)
+async def read_top_tracks(
+    ctx: ContextDep,
+    genre: Annotated[str | None, Query(pattern=GENRE_PATTERN, examples=["house"])] = None,
+    period: Period = "week",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> TopTracksPublic:
+    """Cached for a few seconds per worker (``top_tracks_cache_s``) and
+    recomputed at once when the lakehouse's track tables move."""
+    snapshot = await ctx.catalog.asnapshot()
+    key = (genre, period, limit, snapshot.versions)
+    cached = ctx.top_cache.get(key)
+    if cached is not None:
+        return cached
+
+    def compute() -> TopTracksPublic:
+        with ctx.db.session() as session:
+            prior, items = votes.top_tracks(
+                session,
+                snapshot.tracks,
+                genre=genre,
+                period=period,
+                limit=limit,
+                prior_votes=ctx.settings.top_tracks_prior_votes,
+            )
+        return TopTracksPublic(
+            genre=genre,
+            period=period,
+            prior_mean=round(prior, 4),
+            prior_votes=ctx.settings.top_tracks_prior_votes,
+            items=items,
+            generated_at=utcnow(),
+        )
+
+    return ctx.top_cache.set(key, await anyio.to_thread.run_sync(compute))

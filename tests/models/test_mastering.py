@@ -1,0 +1,159 @@
+"""Mastering lands every genre chain on the loudness target under the
+true-peak ceiling, measured independently afterwards."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pedalboard
+import pyloudnorm
+import pytest
+
+from models.errors import ModelsError
+from models.loudness import integrated_loudness, true_peak_dbtp
+from models.mastering import (
+    CHAIN_VERSION,
+    DEFAULT_CHAIN,
+    GENRE_CHAINS,
+    MasteringError,
+    build_chain,
+    chain_settings,
+    master_audio,
+)
+from models.scoring import score_audio
+
+RATES = (32000, 44100, 48000)
+CHANNELS = (1, 2)
+GENRES = (*GENRE_CHAINS, "polka")  # the last has no chain of its own: the default
+
+
+@cache
+def _mix(sample_rate: int, channels: int, peak: float, seconds: float = 8.0) -> np.ndarray:
+    """A deterministic dance-like mix at 128 BPM: kick, off-beat hats, bass
+    and a detuned pad, scaled so its sample peak is ``peak``."""
+    rng = np.random.default_rng(9)
+    n = int(sample_rate * seconds)
+    t = np.arange(n) / sample_rate
+    beat = 60.0 / 128.0
+    out = np.zeros((2, n))
+    kt = np.arange(int(0.35 * sample_rate)) / sample_rate
+    kick = np.sin(2 * np.pi * (45 * kt + (110 / 25) * (1 - np.exp(-25 * kt)))) * np.exp(-9 * kt)
+    hat = np.diff(rng.standard_normal(int(0.05 * sample_rate)), prepend=0.0)
+    hat *= np.exp(-np.arange(hat.size) / (0.01 * sample_rate))
+    for start in np.arange(0.0, seconds, beat):
+        for at, sound, gain in ((start, kick, 0.9), (start + beat / 2, hat, 0.25)):
+            i = round(at * sample_rate)
+            piece = sound[: max(0, min(sound.size, n - i))]
+            out[:, i : i + piece.size] += gain * piece
+    bass = sum(np.sin(2 * np.pi * 55.0 * k * t) / k for k in range(1, 6)) * 0.25
+    out += bass * ((t / beat) % 1 > 0.5)
+    for hz in (220.0, 261.6, 329.6):
+        out[0] += 0.06 * np.sin(2 * np.pi * hz * 1.002 * t)
+        out[1] += 0.06 * np.sin(2 * np.pi * hz * 0.998 * t + 0.3)
+    out = out[:channels] * (peak / np.abs(out[:channels]).max())
+    result = out.astype(np.float32)
+    result.setflags(write=False)  # cached: a test that edits it must copy
+    return result
+
+
+def _assert_on_target(audio: np.ndarray, sample_rate: int, *, lufs: float, ceiling: float) -> None:
+    assert audio.dtype == np.float32 and np.isfinite(audio).all()
+    assert integrated_loudness(audio, sample_rate) == pytest.approx(lufs, abs=0.5)
+    assert true_peak_dbtp(audio) <= ceiling
+    # An independent meter agrees (pyloudnorm's own filters differ by < 0.1 LU).
+    reference = pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64))
+    assert reference == pytest.approx(lufs, abs=0.6)
+
+
+@pytest.mark.parametrize("genre", GENRES)
+@pytest.mark.parametrize("peak", [0.03, 0.99], ids=["quiet", "loud"])
+def test_every_chain_lands_on_minus_14_under_minus_1_dbtp(genre: str, peak: float) -> None:
+    x = _mix(44100, 2, peak)
+    result = master_audio(x, 44100, genre=genre)
+    assert result.audio.shape == x.shape and result.sample_rate == 44100
+    assert result.chain_version == CHAIN_VERSION
+    _assert_on_target(result.audio, 44100, lufs=-14.0, ceiling=-1.0)
+    assert result.lufs_after == pytest.approx(integrated_loudness(result.audio, 44100))
+    assert result.true_peak_after == pytest.approx(true_peak_dbtp(result.audio))
+    assert result.lufs_before == pytest.approx(integrated_loudness(x, 44100))
+
+
+@pytest.mark.parametrize("sample_rate", RATES)
+@pytest.mark.parametrize("channels", CHANNELS)
+def test_rates_and_channel_counts(sample_rate: int, channels: int) -> None:
+    x = _mix(sample_rate, channels, 0.5, seconds=5.0)
+    result = master_audio(x, sample_rate, genre="drum_and_bass")
+    assert result.audio.shape == x.shape
+    _assert_on_target(result.audio, sample_rate, lufs=-14.0, ceiling=-1.0)
+
+
+def test_a_hot_clipped_mix_is_brought_down_under_the_ceiling() -> None:
+    x = np.clip(_mix(44100, 2, 1.0) * 4.0, -1.0, 1.0)  # -6 LUFS-ish, flat tops
+    result = master_audio(x, 44100, genre="techno")
+    assert result.lufs_before > -10.0
+    _assert_on_target(result.audio, 44100, lufs=-14.0, ceiling=-1.0)
+
+
+@pytest.mark.parametrize(("target", "ceiling"), [(-16.0, -2.0), (-9.0, -1.0), (-23.0, -1.0)])
+def test_other_targets(target: float, ceiling: float) -> None:
+    result = master_audio(
+        _mix(48000, 2, 0.5), 48000, genre="house", target_lufs=target, ceiling_dbtp=ceiling
+    )
+    _assert_on_target(result.audio, 48000, lufs=target, ceiling=ceiling)
+
+
+def test_mastered_track_passes_the_scorer() -> None:
+    result = master_audio(_mix(44100, 2, 0.5), 44100, genre="house")
+    score = score_audio(result.audio, 44100, intended_bpm=128.0)
+    assert score.passed, score.reasons
+    assert score.tempo_error < 0.01
+
+
+def test_silent_input_raises_a_clear_error() -> None:
+    with pytest.raises(MasteringError, match="silent") as info:
+        master_audio(np.zeros((2, 44100 * 3), np.float32), 44100, genre="house")
+    assert isinstance(info.value, ModelsError)
+
+
+def test_nonfinite_input_raises() -> None:
+    x = _mix(44100, 2, 0.5).copy()
+    x[0, 10] = np.nan
+    with pytest.raises(MasteringError, match="NaN or inf"):
+        master_audio(x, 44100, genre="house")
+
+
+def test_material_that_cannot_get_louder_raises_instead_of_looping() -> None:
+    clicks = np.zeros((2, 44100 * 5), np.float32)
+    clicks[:, ::22050] = 1.0  # two clicks a second and nothing else
+    with pytest.raises(MasteringError, match="too sparse or peaky"):
+        master_audio(clicks, 44100, genre="house")
+
+
+def test_genre_names_are_normalised_and_unknown_genres_get_the_default() -> None:
+    assert chain_settings("Drum & Bass") is GENRE_CHAINS["drum_and_bass"]
+    assert chain_settings("lofi-hip-hop") is GENRE_CHAINS["lofi_hip_hop"]
+    assert chain_settings("polka") is DEFAULT_CHAIN
+
+
+@pytest.mark.parametrize("genre", GENRES)
+def test_chain_has_the_mastering_stages_in_order(genre: str) -> None:
+    kinds = [type(p) for p in build_chain(genre)]
+    assert kinds[0] is pedalboard.HighpassFilter
+    assert kinds[1] is pedalboard.Compressor
+    assert pedalboard.LowShelfFilter in kinds and pedalboard.HighShelfFilter in kinds
+    assert pedalboard.PeakFilter in kinds
+    assert kinds[-1] is pedalboard.Limiter
+    assert 25.0 <= chain_settings(genre).highpass_hz <= 35.0
+
+
+def test_chains_differ_by_genre() -> None:
+    assert len(set(GENRE_CHAINS.values())) == len(GENRE_CHAINS)
+    assert set(GENRE_CHAINS) == {
+        "drum_and_bass",
+        "trance",
+        "house",
+        "techno",
+        "lofi_hip_hop",
+        "ambient",
+    }

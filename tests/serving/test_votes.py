@@ -1,0 +1,195 @@
+"""Votes, aggregates and the Bayesian chart."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from serving.context import AppContext
+from serving.db.models import OutboxEvent, Vote
+from serving.db.types import utcnow
+from serving.services.votes import bayesian
+from tests.serving.conftest import Account, Users
+from tests.serving.factories import SeededTrack
+
+
+def _vote(client: TestClient, who: Account, track_id: str, **fields: object) -> dict:  # type: ignore[type-arg]
+    r = client.post("/api/v1/vote", json={"track_id": track_id, **fields}, headers=who.headers)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_a_vote_is_recorded_with_its_event(
+    client: TestClient, ctx: AppContext, users: Users, seeded: list[SeededTrack]
+) -> None:
+    who, track = users.create(), seeded[0]
+    body = _vote(client, who, track.track_id, stars=4, direction="up")
+    assert body["track_id"] == track.track_id
+    assert body["stars"] == 4
+    assert body["direction"] == "up"
+    assert body["created_at"] == body["updated_at"]
+    with ctx.db.session() as s:
+        row = s.scalar(select(Vote).where(Vote.user_id == who.user_id))
+        assert row is not None
+        assert (row.track_id, row.genre, row.stars, row.direction) == (
+            track.track_id,
+            track.genre,
+            4,
+            1,
+        )
+        event = s.scalar(select(OutboxEvent).where(OutboxEvent.type == "vote"))
+        assert event is not None
+        assert event.properties == {"stars": 4, "direction": "up"}
+        assert event.track_id == track.track_id
+
+
+def test_voting_again_replaces_the_vote(
+    client: TestClient, ctx: AppContext, users: Users, seeded: list[SeededTrack]
+) -> None:
+    who, track = users.create(), seeded[0]
+    first = _vote(client, who, track.track_id, stars=2)
+    second = _vote(client, who, track.track_id, direction="down")
+    assert second["stars"] is None
+    assert second["direction"] == "down"
+    assert second["created_at"] == first["created_at"]
+    assert second["updated_at"] >= first["updated_at"]
+    with ctx.db.session() as s:
+        assert len(s.scalars(select(Vote).where(Vote.user_id == who.user_id)).all()) == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"stars": 6}, ["body", "stars"]),
+        ({"stars": 0}, ["body", "stars"]),
+        ({"direction": "sideways"}, ["body", "direction"]),
+        ({}, ["body"]),
+    ],
+)
+def test_invalid_votes_are_422(
+    client: TestClient,
+    users: Users,
+    seeded: list[SeededTrack],
+    payload: dict,
+    where: list,  # type: ignore[type-arg]
+) -> None:
+    who = users.create()
+    r = client.post(
+        "/api/v1/vote", json={"track_id": seeded[0].track_id, **payload}, headers=who.headers
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["loc"] == where
+
+
+def test_a_vote_on_an_unknown_track_is_404(
+    client: TestClient, users: Users, seeded: list[SeededTrack]
+) -> None:
+    r = client.post(
+        "/api/v1/vote", json={"track_id": "trk_nothing", "stars": 5}, headers=users.create().headers
+    )
+    assert r.status_code == 404
+
+
+def test_voting_needs_an_account(client: TestClient, seeded: list[SeededTrack]) -> None:
+    assert (
+        client.post("/api/v1/vote", json={"track_id": seeded[0].track_id, "stars": 5}).status_code
+        == 401
+    )
+
+
+def test_aggregates_and_the_callers_own_vote(
+    client: TestClient, users: Users, seeded: list[SeededTrack]
+) -> None:
+    a, b, c = users.create(), users.create(), users.create()
+    tid = seeded[0].track_id
+    _vote(client, a, tid, stars=5, direction="up")
+    _vote(client, b, tid, stars=3)
+    _vote(client, c, tid, direction="down")
+    body = client.get(f"/api/v1/vote/{tid}", headers=a.headers).json()
+    assert body["votes"] == 3
+    assert body["stars_count"] == 2
+    assert body["stars_avg"] == 4.0
+    assert (body["ups"], body["downs"]) == (1, 1)
+    # ratings 5, 3 and 1 (a thumb down): the prior mean is their mean, 3.
+    assert body["score"] == pytest.approx(bayesian(3.0, 10.0, 9.0, 3), abs=1e-4)
+    assert body["mine"]["stars"] == 5
+    assert client.get(f"/api/v1/vote/{tid}").json()["mine"] is None
+
+
+def test_withdrawing_a_vote(client: TestClient, users: Users, seeded: list[SeededTrack]) -> None:
+    who, tid = users.create(), seeded[0].track_id
+    _vote(client, who, tid, stars=5)
+    assert client.delete(f"/api/v1/vote/{tid}", headers=who.headers).status_code == 204
+    assert client.get(f"/api/v1/vote/{tid}").json()["votes"] == 0
+    assert client.delete(f"/api/v1/vote/{tid}", headers=who.headers).status_code == 404
+
+
+def test_one_five_star_vote_does_not_top_the_chart(
+    client: TestClient, users: Users, seeded: list[SeededTrack]
+) -> None:
+    voters = [users.create() for _ in range(12)]
+    lone, popular, meh = seeded[0].track_id, seeded[1].track_id, seeded[3].track_id
+    _vote(client, voters[0], lone, stars=5)
+    for v in voters:
+        _vote(client, v, popular, stars=4)
+    for v in voters[:6]:
+        _vote(client, v, meh, stars=2)
+    chart = client.get("/api/v1/top-tracks", params={"period": "all"}).json()
+    assert [t["track_id"] for t in chart["items"]] == [popular, lone, meh]
+    assert chart["items"][0]["rank"] == 1
+    assert chart["items"][0]["votes"] == 12
+    assert chart["items"][0]["stars_avg"] == 4.0
+    assert chart["prior_votes"] == 10.0
+    assert chart["prior_mean"] == pytest.approx((5 + 12 * 4 + 6 * 2) / 19, abs=1e-4)
+
+
+def test_the_chart_by_genre_and_period(
+    client: TestClient, ctx: AppContext, users: Users, seeded: list[SeededTrack]
+) -> None:
+    who = users.create()
+    house = [t for t in seeded if t.genre == "house"]
+    techno = [t for t in seeded if t.genre == "techno"]
+    _vote(client, who, house[0].track_id, stars=5)
+    _vote(client, who, techno[0].track_id, stars=5)
+    _vote(client, who, house[1].track_id, stars=4)
+    with ctx.db.session() as s:  # one vote from last month
+        s.execute(
+            update(Vote)
+            .where(Vote.track_id == house[1].track_id)
+            .values(updated_at=utcnow() - timedelta(days=20))
+        )
+        s.commit()
+    week = client.get("/api/v1/top-tracks", params={"genre": "house", "period": "week"}).json()
+    assert [t["track_id"] for t in week["items"]] == [house[0].track_id]
+    assert week["genre"] == "house"
+    month = client.get("/api/v1/top-tracks", params={"genre": "house", "period": "month"}).json()
+    assert [t["track_id"] for t in month["items"]] == [house[0].track_id, house[1].track_id]
+    assert {t["genre"] for t in month["items"]} == {"house"}
+
+
+def test_chart_parameters_are_validated(client: TestClient) -> None:
+    assert client.get("/api/v1/top-tracks", params={"period": "decade"}).status_code == 422
+    assert client.get("/api/v1/top-tracks", params={"limit": 0}).status_code == 422
+    assert client.get("/api/v1/top-tracks", params={"genre": "Drop Table"}).status_code == 422
+
+
+def test_the_chart_is_cached_until_its_ttl(
+    make_context: object, users: Users, seeded: list[SeededTrack]
+) -> None:
+    from fastapi.testclient import TestClient as TC
+
+    from serving.app import create_app
+
+    ctx = make_context(top_tracks_cache_s=60.0)  # type: ignore[operator]
+    with TC(create_app(context=ctx)) as client:
+        u = Users(client, ctx).create()
+        assert client.get("/api/v1/top-tracks").json()["items"] == []
+        client.post(
+            "/api/v1/vote", json={"track_id": seeded[0].track_id, "stars": 5}, headers=u.headers
+        )
+        assert client.get("/api/v1/top-tracks").json()["items"] == []  # cached
+        ctx.top_cache.clear()
+        assert len(client.get("/api/v1/top-tracks").json()["items"]) == 1
