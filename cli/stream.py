@@ -28,5 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     sp.add_argument("--host", default="127.0.0.1", help="address for --serve")
     sp.add_argument("--port", type=int, default=8010, help="port for --serve")
-    sp.add_argument("--duration", type=float, default=None, help="stop after this many seconds of air")
+    sp.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds of air"
+    )
     sp.set_defaults(func=cmd_stream)

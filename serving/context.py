@@ -9,10 +9,9 @@ from typing import Any
 
 from limits import RateLimitItem
 
-from serving.cache import TTLCache
+from serving.cache import RefreshingCache, TTLCache
 from serving.db.session import Database
 from serving.ratelimit import RateLimiter
-from serving.schemas.votes import TopTracksPublic
 from serving.security.tokens import TokenService
 from serving.services.auth import AuthService
 from serving.services.catalog import TrackCatalog
@@ -59,11 +58,12 @@ class AppContext:
     # Created in the lifespan, on the server's event loop.
     limiter: RateLimiter = field(init=False)
     redis: Any = None
-    top_cache: TTLCache[TopTracksPublic] = field(init=False)
+    top_cache: RefreshingCache[bytes] = field(init=False)
     status_cache: TTLCache[StationView] = field(init=False)
+    health_body: bytes | None = None
 
     def __post_init__(self) -> None:
-        self.top_cache = TTLCache(self.settings.top_tracks_cache_s)
+        self.top_cache = RefreshingCache(self.settings.top_tracks_cache_s)
         self.status_cache = TTLCache(STREAM_STATUS_CACHE_S, max_entries=4)
 
     async def start(self) -> None:

@@ -33,9 +33,15 @@ api_key_scheme = APIKeyHeader(
 )
 
 
-async def get_context(request: Request) -> AppContext:
+def context_of(request: Request) -> AppContext:
+    """The app's context; hot public reads call this instead of depending
+    on ``ContextDep``, since solving a dependency costs more than they do."""
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+async def get_context(request: Request) -> AppContext:
+    return context_of(request)
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.exceptions import InvalidTokenError
@@ -56,6 +55,15 @@ def error_body(status: int, code: str, message: str, request_id: str | None) -> 
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def raw_header(scope: Scope, name: bytes) -> str | None:
+    """One request header (``name`` in lower case), without building a
+    ``Headers`` object: this runs on every request."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
         self.app = app
@@ -65,8 +73,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = Headers(scope=scope).get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        given = raw_header(scope, b"x-request-id")
+        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         path: str = scope["path"]
         csp = (DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP).encode()
@@ -149,7 +157,10 @@ class RateLimitMiddleware:
         limiter, limits = ctx.limiter, ctx.limits
         client = scope.get("client")
         buckets: list[tuple[Any, str, str]] = [(limits.ip, "ip", client[0] if client else "-")]
-        credential = read_credential(Headers(scope=scope))
+        credential = read_credential(
+            {"x-api-key": raw_header(scope, b"x-api-key"),
+             "authorization": raw_header(scope, b"authorization")}
+        )  # fmt: skip
         if credential is not None:
             if credential.kind == "api_key":
                 buckets.append((limits.principal, "principal", credential.rate_identity()))
@@ -161,26 +172,26 @@ class RateLimitMiddleware:
                     buckets.append((limits.principal, "principal", "user:" + claims.sub))
                 except InvalidTokenError as exc:
                     state["access_error"] = exc
-        outcomes = [await limiter.hit(item, kind, ident) for item, kind, ident in buckets]
+        verdicts = [await limiter.hit(item, kind, ident) for item, kind, ident in buckets]
         # Report the refused bucket if any, else the most specific one.
-        index = next((i for i, ok in enumerate(outcomes) if ok is False), len(buckets) - 1)
-        item, kind, ident = buckets[index]
-        verdict = await limiter.verdict(item, kind, ident, allowed=outcomes[index] is not False)
+        index = next(
+            (i for i, v in enumerate(verdicts) if v is not None and not v.allowed), len(buckets) - 1
+        )
+        verdict = verdicts[index]
         if verdict is not None and not verdict.allowed:
-            await self._refuse(verdict, kind, send)
+            await self._refuse(verdict, buckets[index][1], send)
             return
         if verdict is None:
             await self.app(scope, receive, send)
             return
-        extra = verdict.headers()
+        extra = [(k.lower().encode(), v.encode()) for k, v in verdict.headers().items()]
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
+                raw = message.setdefault("headers", [])
                 # A route that refused on a stricter limit (login) set its own.
-                if "retry-after" not in headers:
-                    for key, value in extra.items():
-                        headers[key] = value
+                if not any(name == b"retry-after" for name, _ in raw):
+                    message["headers"] = [*raw, *extra]
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

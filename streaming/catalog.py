@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,12 +78,24 @@ class Catalog:
         self._mastered: dict[str, TrackInfo] = {}
         self._rotation: list[tuple[TrackInfo, datetime, datetime | None]] = []
         self._fallback: list[TrackInfo] = []
+        self._worker: threading.Thread | None = None
 
     def refresh(self, *, force: bool = False) -> None:
+        """Load now the first time (or when forced); later, reload on a
+        background thread when stale, so a slow Delta read (S3) never
+        holds up the audio loop that asks for the next track."""
         now = self._clock.monotonic()
         if not force and self._loaded_at is not None and now - self._loaded_at < self._refresh_s:
             return
+        first = self._loaded_at is None
         self._loaded_at = now
+        if first or force:
+            self._safe_load()
+        elif self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._safe_load, name="catalog", daemon=True)
+            self._worker.start()
+
+    def _safe_load(self) -> None:
         try:
             self._load()
         except Exception as exc:  # keep airing the last snapshot

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from sonicforge.settings import Settings, get_settings
 from sonicforge.station import StationState, station_state_from_url
@@ -139,7 +139,7 @@ def create_stream_router(
     @router.api_route(
         "/hls/{path:path}", methods=["GET", "HEAD"], summary="HLS playlists and segments"
     )
-    async def read_hls_file(path: str, request: Request) -> FileResponse:
+    async def read_hls_file(path: str, request: Request) -> Response:
         root = (ep.dir / "hls").resolve()
         full = (root / path).resolve()
         suffix = full.suffix
@@ -151,9 +151,14 @@ def create_stream_router(
             ep.hls.touch(f"{client}|{request.headers.get('user-agent', '')}")
             # Segment names never repeat: cache them hard; playlists change.
             cache = "public, max-age=3600, immutable"
-        else:
-            cache = "no-cache"
-        return FileResponse(full, media_type=MEDIA_TYPES[suffix], headers={"Cache-Control": cache})
+            return FileResponse(
+                full, media_type=MEDIA_TYPES[suffix], headers={"Cache-Control": cache}
+            )
+        # A playlist is replaced every segment: read it whole, at once, so its
+        # length and its bytes come from the same version of the file.
+        return Response(
+            full.read_bytes(), media_type=MEDIA_TYPES[suffix], headers={"Cache-Control": "no-cache"}
+        )
 
     async def frames() -> AsyncGenerator[dict[str, Any], None]:
         async with ep.viz.subscribe() as chunks:

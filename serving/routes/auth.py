@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from anyio import from_thread
@@ -57,13 +56,9 @@ def login(
     and against one account from many."""
     limiter, limits = ctx.limiter, ctx.limits
     account = body.email.lower()
-    ip_ok = from_thread.run(limiter.hit, limits.login_ip, "login-ip", ip)
-    if ip_ok is False:
-        verdict = from_thread.run(
-            partial(limiter.verdict, limits.login_ip, "login-ip", ip, allowed=False)
-        )
-        raise_if_refused(verdict, "login attempts from this address")
-    verdict = from_thread.run(limiter.verdict, limits.login_account, "login-account", account)
+    verdict = from_thread.run(limiter.hit, limits.login_ip, "login-ip", ip)
+    raise_if_refused(verdict, "login attempts from this address")
+    verdict = from_thread.run(limiter.peek, limits.login_account, "login-account", account)
     raise_if_refused(verdict, "failed logins for this account")
     user = ctx.auth.check_password(session, account, body.password)
     if user is None:

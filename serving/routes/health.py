@@ -11,11 +11,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from serving.context import AppContext
 from serving.db.types import utcnow
-from serving.deps import ContextDep, RequirePermission
+from serving.deps import ContextDep, RequirePermission, context_of
 from serving.schemas.common import error_responses
 from serving.schemas.health import DependencyState, HealthDetailed, HealthPublic, ReadyPublic
 from serving.security.credentials import Principal
@@ -74,8 +74,13 @@ def checks(ctx: AppContext, *, required_only: bool = False) -> list[Check]:
 @router.get(
     "/health", response_model=HealthPublic, responses=error_responses(429), summary="Is the API up"
 )
-async def read_health(ctx: ContextDep) -> HealthPublic:
-    return HealthPublic(version=VERSION, environment=ctx.settings.environment)
+async def read_health(request: Request) -> Response:
+    # The hottest route: no dependency to solve, and a body built once.
+    ctx = context_of(request)
+    if ctx.health_body is None:
+        health = HealthPublic(version=VERSION, environment=ctx.settings.environment)
+        ctx.health_body = health.model_dump_json().encode()
+    return Response(ctx.health_body, media_type="application/json")
 
 
 @router.get(
@@ -106,5 +111,5 @@ async def read_ready(ctx: ContextDep, response: Response) -> ReadyPublic:
 
 
 @router.get("/live", response_model=HealthPublic, summary="Is the process alive")
-async def read_live(ctx: ContextDep) -> HealthPublic:
-    return HealthPublic(version=VERSION, environment=ctx.settings.environment)
+async def read_live(request: Request) -> Response:
+    return await read_health(request)

@@ -22,7 +22,7 @@ class Credential:
         return "key:" + hash_key(self.value)[:32]
 
 
-def read_credential(headers: Mapping[str, str]) -> Credential | None:
+def read_credential(headers: Mapping[str, str | None]) -> Credential | None:
     """``X-API-Key: <key>``, or ``Authorization: Bearer <jwt or key>``."""
     key = headers.get("x-api-key")
     if key:

@@ -101,12 +101,8 @@ class TokenService:
     def decode(self, token: str, *, expected: TokenType) -> Claims:
         """The token's claims, or ``InvalidTokenError`` saying what is wrong."""
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidTokenError("the token is not a well-formed JWT") from None
-        if header.get("alg") != ALGORITHM:
-            raise InvalidTokenError(f"token algorithm {header.get('alg')!r} is not accepted")
-        try:
+            # ``algorithms`` pins HS256: any other header alg, "none" included,
+            # is refused before the signature is checked.
             payload = jwt.decode(
                 token,
                 self._secret,
@@ -116,6 +112,8 @@ class TokenService:
                 leeway=LEEWAY_S,
                 options={"require": REQUIRED, "verify_iat": True},
             )
+        except (jwt.InvalidAlgorithmError, jwt.DecodeError) as exc:
+            raise InvalidTokenError(_malformed(token, exc)) from None
         except jwt.ExpiredSignatureError:
             raise InvalidTokenError(f"the {expected} token has expired") from None
         except jwt.InvalidAudienceError:
@@ -142,3 +140,14 @@ class TokenService:
             exp=datetime.fromtimestamp(payload["exp"], UTC),
             iat=iat,
         )
+
+
+def _malformed(token: str, exc: Exception) -> str:
+    """Say which algorithm was refused, or that the token is not a JWT."""
+    try:
+        alg = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError:
+        return "the token is not a well-formed JWT"
+    if alg != ALGORITHM:
+        return f"token algorithm {alg!r} is not accepted"
+    return "the token's signature or claims are invalid"

@@ -8,6 +8,7 @@ hot endpoint costs a dict lookup and a new batch shows up within seconds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -111,6 +112,7 @@ class TrackCatalog:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._checked_at = float("-inf")
+        self._refresh: asyncio.Task[None] | None = None
         self.loads = 0  # how many times the tables were read (tests, metrics)
 
     def versions(self) -> tuple[int | None, ...]:
@@ -145,9 +147,16 @@ class TrackCatalog:
         return None
 
     def snapshot(self, *, max_age_s: float | None = None) -> Snapshot:
-        """The current snapshot, reloaded first if a table moved (blocking)."""
+        """The current snapshot, reloaded first if a table moved (blocking).
+        While another thread checks the tables, the current one is returned
+        rather than waiting for it."""
         limit = self.check_every_s if max_age_s is None else max_age_s
-        with self._lock:
+        current = self._snapshot
+        if current is not None and self._clock() - self._checked_at < limit:
+            return current
+        if not self._lock.acquire(blocking=current is None):
+            return current  # type: ignore[return-value]  # not None: acquire would block
+        try:
             if self._snapshot is not None and self._clock() - self._checked_at < limit:
                 return self._snapshot
             versions = self.versions()
@@ -155,12 +164,27 @@ class TrackCatalog:
                 self._snapshot = self._load(versions)
             self._checked_at = self._clock()
             return self._snapshot
+        finally:
+            self._lock.release()
 
     async def asnapshot(self) -> Snapshot:
-        snapshot = self.fresh()
-        if snapshot is None:
-            snapshot = await anyio.to_thread.run_sync(self.snapshot)
-        return snapshot
+        """The snapshot for async routes: a stale one is served while one
+        background task checks the tables (stale-while-revalidate), so no
+        request waits for Delta logs to be read, except the very first."""
+        current = self._snapshot
+        if current is None or self.check_every_s <= 0:
+            return await anyio.to_thread.run_sync(self.snapshot)
+        if self._clock() - self._checked_at >= self.check_every_s and self._refresh is None:
+            self._refresh = asyncio.get_running_loop().create_task(self._revalidate())
+        return current
+
+    async def _revalidate(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.snapshot)
+        except Exception:  # the old snapshot keeps serving; the next check retries
+            log.exception("checking the lakehouse tables failed")
+        finally:
+            self._refresh = None
 
     def find(self, track_id: str) -> TrackPublic | None:
         """A track by id; a miss re-checks the tables (at most 4 times a

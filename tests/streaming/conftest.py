@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import random
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +17,7 @@ import soundfile as sf
 
 from sonicforge.lakehouse import Lakehouse
 from sonicforge.settings import Settings
-from sonicforge.station import InMemoryStationState
+from sonicforge.station import InMemoryStationState, StationState
 from streaming.clock import VirtualClock
 from streaming.outputs.base import AudioBlock, Output
 from streaming.service import build_streamer
@@ -167,7 +169,7 @@ def dominant_freq(pcm: np.ndarray, sample_rate: int) -> float:
 class ScriptedClock(VirtualClock):
     """A virtual clock that sends operator commands at set stream times."""
 
-    def __init__(self, station: InMemoryStationState | None = None) -> None:
+    def __init__(self, station: StationState | None = None) -> None:
         super().__init__(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
         self.station = station
         self.script: list[tuple[float, str]] = []
@@ -197,7 +199,7 @@ def tap_spec(store: list[AudioBlock]) -> OutputSpec:
 def make_streamer(
     settings: Settings,
     lakehouse: Lakehouse,
-    station: InMemoryStationState,
+    station: StationState,
     clock: VirtualClock,
     outputs: list[OutputSpec],
     *,
@@ -212,3 +214,25 @@ def make_streamer(
         outputs=outputs,
         backpressure=True,
     )
+
+
+@pytest.fixture(params=["memory", "redis"])
+def any_station(request: pytest.FixtureRequest) -> Iterator[tuple[StationState, ScriptedClock]]:
+    """A scripted clock and a station state of each kind (Redis: real, CI's)."""
+    clock = ScriptedClock()
+    if request.param == "memory":
+        station: StationState = InMemoryStationState(clock=clock.now)
+        clock.station = station
+        yield station, clock
+        return
+    url = request.getfixturevalue("redis_url")
+    from sonicforge.station_redis import RedisStationState
+
+    redis_state = RedisStationState.from_url(
+        url, prefix=f"test:{uuid.uuid4().hex}:", clock=clock.now
+    )
+    clock.station = redis_state
+    try:
+        yield redis_state, clock
+    finally:
+        redis_state.clear()

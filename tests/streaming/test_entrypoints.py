@@ -43,7 +43,9 @@ def test_stream_command_plays_and_exits(tmp_path: Path, station_lake: Lakehouse)
     assert len(station_lake.read("plays")) >= 1
 
 
-def test_embedded_streamer_runs_inside_the_app(stream_settings: Settings, station_lake: Lakehouse) -> None:
+def test_embedded_streamer_runs_inside_the_app(
+    stream_settings: Settings, station_lake: Lakehouse
+) -> None:
     settings = stream_settings.model_copy(
         update={"stream_embedded": True, "lakehouse_uri": station_lake.root_uri}
     )

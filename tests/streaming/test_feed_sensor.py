@@ -25,7 +25,9 @@ from sonicforge.settings import get_settings
 NOW = datetime.now(UTC)
 
 
-def rotate(lakehouse: Lakehouse, rows: list[tuple[str, float, datetime | None, datetime | None]]) -> None:
+def rotate(
+    lakehouse: Lakehouse, rows: list[tuple[str, float, datetime | None, datetime | None]]
+) -> None:
     lakehouse.upsert(
         "rotation",
         [
@@ -73,7 +75,9 @@ def test_batch_size_covers_the_shortfall(shortfall: float, expected: int) -> Non
     assert tracks_to_cover(shortfall, 180.0) == expected
 
 
-def _evaluate(lakehouse: Lakehouse, instance: dg.DagsterInstance) -> dg.SensorResult | dg.SkipReason:
+def _evaluate(
+    lakehouse: Lakehouse, instance: dg.DagsterInstance
+) -> dg.SensorResult | dg.SkipReason:
     context = dg.build_sensor_context(
         instance=instance, resources={"lakehouse": LocalLakehouseResource(root=lakehouse.root_uri)}
     )
@@ -105,7 +109,9 @@ def test_skips_when_enough_airtime(lakehouse: Lakehouse, monkeypatch: pytest.Mon
     rotate(lakehouse, [("a", 300.0, None, None), ("b", 300.0, None, None)])
     with dg.instance_for_test() as instance:
         result = _evaluate(lakehouse, instance)
-    assert isinstance(result, dg.SkipReason) and "600 s of unplayed airtime" in str(result.skip_message)
+    assert isinstance(result, dg.SkipReason) and "600 s of unplayed airtime" in str(
+        result.skip_message
+    )
 
 
 def test_waits_while_its_run_is_in_flight(lakehouse: Lakehouse) -> None:

@@ -171,6 +171,25 @@ def test_hls_files_are_served_with_their_types(on_air: str, stream_settings: Set
         assert httpx.get(f"{on_air}/hls/{bad}").status_code == 404
 
 
+def test_playlists_are_never_torn_while_rewritten(on_air: str) -> None:
+    # Served while the streamer replaces them: each response is one whole
+    # version (a FileResponse could pair an old length with new bytes).
+    with httpx.Client(base_url=on_air, timeout=10) as client:
+        deadline = time.monotonic() + 20
+        while client.get("/hls/aac_64k/index.m3u8").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        seen: set[str] = set()
+        deadline = time.monotonic() + 15
+        while len(seen) < 4 and time.monotonic() < deadline:
+            r = client.get("/hls/aac_64k/index.m3u8")
+            assert r.status_code == 200
+            assert r.text.endswith(".ts\n") or r.text.endswith("#EXT-X-ENDLIST\n")
+            assert int(r.headers["content-length"]) == len(r.content)
+            seen.add(r.text)
+    assert len(seen) >= 4, "the playlist changed during the test"
+
+
 def test_visualizer_feed_over_sse_and_websocket(on_air: str) -> None:
     frames = []
     with httpx.stream("GET", f"{on_air}/viz/events", timeout=10) as r:

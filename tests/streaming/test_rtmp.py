@@ -4,6 +4,7 @@ reconnect after the server drops, and stream keys kept out of the logs."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -145,14 +146,16 @@ def test_push_h264_aac_with_two_second_keyframes_beside_a_dead_target(
     dead = target(url=f"rtmp://127.0.0.1:{free_port()}/live/SECRETKEY123", name="dead")
     clock = VirtualClock()
     station = InMemoryStationState(clock=clock.now)
-    streamer = make_streamer(stream_settings, station_lake, station, clock, [rtmp_spec([good, dead], station)])
+    streamer = make_streamer(
+        stream_settings, station_lake, station, clock, [rtmp_spec([good, dead], station)]
+    )
     streamer.run(max_air_s=9)
     recordings = list(rtmp_server.recordings.glob("goodkey42*.flv"))
     assert len(recordings) == 1
     codecs, keys, duration = probe(recordings[0])
     assert codecs == {"h264", "aac"}
     assert duration >= 8.5
-    steps = {round(b - a, 2) for a, b in zip(keys, keys[1:], strict=False)}
+    steps = {round(b - a, 2) for a, b in itertools.pairwise(keys)}
     assert len(keys) >= 4 and steps == {2.0}
     status = {o.name: o for o in station.outputs()}
     assert status["rtmp:dead"].state in ("restarting", "stopped")

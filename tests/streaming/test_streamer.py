@@ -10,12 +10,20 @@ import pytest
 
 from sonicforge.lakehouse import Lakehouse
 from sonicforge.settings import Settings
-from sonicforge.station import InMemoryStationState
+from sonicforge.station import InMemoryStationState, StationState
 from streaming.outputs.base import AudioBlock, Output
 from streaming.plays import PlayRecorder, new_play_id
 from streaming.streamer import OutputSpec
 
-from .conftest import FREQS, ScriptedClock, dominant_freq, make_streamer, tap_spec
+from .conftest import (
+    FREQS,
+    ScriptedClock,
+    SynthTrack,
+    add_tracks,
+    dominant_freq,
+    make_streamer,
+    tap_spec,
+)
 
 
 def _timeline(blocks: list[AudioBlock]) -> np.ndarray:
@@ -49,17 +57,19 @@ def test_requests_air_first_and_plays_are_recorded(
 
 
 def test_skip_stop_start_obeyed_within_a_second(
-    stream_settings: Settings, station_lake: Lakehouse
+    stream_settings: Settings,
+    station_lake: Lakehouse,
+    any_station: tuple[StationState, ScriptedClock],
 ) -> None:
-    clock = ScriptedClock()
-    station = InMemoryStationState(clock=clock.now)
-    clock.station = station
+    station, clock = any_station
+    station.enqueue("t2", source="operator")
     clock.script = [(3.0, "skip"), (6.0, "stop"), (9.0, "start")]
     blocks: list[AudioBlock] = []
     streamer = make_streamer(stream_settings, station_lake, station, clock, [tap_spec(blocks)])
     streamer.run(max_air_s=14)
     assert streamer.commands_obeyed == ["skip", "stop", "start"]
     plays = sorted(station_lake.read("plays").to_pylist(), key=lambda p: p["started_at"])
+    assert plays[0]["track_id"] == "t2" and station.queue() == []
     t0 = plays[0]["started_at"]
 
     def rel(ts: object) -> float:
@@ -135,3 +145,29 @@ def test_play_ids_are_time_ordered_uuid7() -> None:
     clock.advance(0.01)
     b = new_play_id(clock.now())
     assert a[14] == "7" and a < b
+
+
+def test_loudness_is_trimmed_to_the_target_across_tracks(
+    stream_settings: Settings, lakehouse: Lakehouse
+) -> None:
+    # Two masters 6 dB apart, each measured honestly: on air they match.
+    add_tracks(
+        lakehouse,
+        [
+            SynthTrack("loud", 330.0, amplitude=0.25, lufs=-14.0),
+            SynthTrack("soft", 440.0, amplitude=0.125, lufs=-20.02),
+        ],
+    )
+    clock = ScriptedClock()
+    station = InMemoryStationState(clock=clock.now)
+    blocks: list[AudioBlock] = []
+    streamer = make_streamer(stream_settings, lakehouse, station, clock, [tap_spec(blocks)])
+    streamer.run(max_air_s=16)
+    pcm = _timeline(blocks)
+    levels = {}
+    for start in (2, 9):  # the middle of the first two tracks (8 s, 1 s fades)
+        part = pcm[start * 48000 : (start + 4) * 48000]
+        freq = dominant_freq(part, 48000)
+        levels[round(freq)] = 20 * np.log10(np.sqrt(np.mean(part**2)))
+    assert set(levels) == {330, 440}
+    assert abs(levels[330] - levels[440]) < 0.3

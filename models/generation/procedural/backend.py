@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -118,6 +119,19 @@ class ProceduralBackend(GenerationBackend):
     @property
     def model_version(self) -> str:
         return MODEL_VERSION
+
+    def validate(self, specs: Sequence[TrackSpec], *, duration_s: float) -> list[TrackSpec]:
+        """Normalise genre names and check duration, bpm and key before any work."""
+        _check_duration(duration_s)
+        out = []
+        for spec in specs:
+            style = style_for(spec.genre)
+            if spec.bpm is not None:
+                _resolve_bpm(style, spec.bpm, np.random.Generator(np.random.PCG64(0)))
+            if spec.musical_key is not None:
+                _resolve_key(style, spec.musical_key, np.random.Generator(np.random.PCG64(0)))
+            out.append(dataclasses.replace(spec, genre=style.name))
+        return out
 
     def generate(
         self, specs: Sequence[TrackSpec], *, duration_s: float, seed: int

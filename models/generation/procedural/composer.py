@@ -112,9 +112,15 @@ def _automate(ctx: TrackContext, buses: Buses) -> None:
         if sec.name == "build" and style.sweep_builds:
             # Builds open a low-pass on the music: the tension before the drop.
             for bus in (buses.pump, buses.lead):
-                bus[:, span] = fx.sweep_filter(
-                    bus[:, span], "lowpass", 400.0, 14000.0, sr=sr, block=4096
-                )
+                swept = fx.sweep_filter(bus[:, span], "lowpass", 400.0, 14000.0, sr=sr, block=4096)
+                # 10 ms crossfades in and out, so the filter's fresh state
+                # never makes a step (a click) at the section edges.
+                k = min(int(0.01 * sr), swept.shape[-1] // 2)
+                ramp = np.linspace(0.0, 1.0, k, dtype=np.float32)
+                dry = bus[:, span]
+                swept[:, :k] = dry[:, :k] + ramp * (swept[:, :k] - dry[:, :k])
+                swept[:, -k:] = swept[:, -k:] + ramp * (dry[:, -k:] - swept[:, -k:])
+                bus[:, span] = swept
         if sec.name == "breakdown" and not style.beatless:
             # Without kick and bass the music carries the breakdown; ride it
             # up so the section does not sound like a hole.

@@ -184,7 +184,7 @@ def rhodes(f0: float, *, gate: int, sr: int, velocity: float) -> np.ndarray:
 
 
 def felt_piano(f0: float, *, gate: int, sr: int, velocity: float) -> np.ndarray:
-    """A soft piano: harmonics whose highs die first, two strings a hair apart."""
+    """A soft piano: harmonics whose highs die first, strings a hair apart."""
     release = int(0.5 * sr)
     n = gate + release
     hop = 512
@@ -192,11 +192,15 @@ def felt_piano(f0: float, *, gate: int, sr: int, velocity: float) -> np.ndarray:
     t = np.arange(frames) * hop / sr
     k = np.arange(1, min(16, int(0.4 * sr / f0)) + 1)
     tilt = 1.0 / k ** (1.6 + 1.2 * (1.0 - velocity)) * np.exp(-k / 5.0)
-    tau = 1.8 * (261.0 / f0) ** 0.5 / (1.0 + 0.45 * (k - 1))
+    # A pedalled felt piano: the fundamental rings for seconds, highs fade first.
+    tau = 3.0 * (261.0 / f0) ** 0.5 / (1.0 + 0.3 * (k - 1))
     amps = tilt[None, :] * np.exp(-t[:, None] / tau[None, :])
     tables = tables_from_harmonics(amps)
-    left = wavetable(tables, f0 * 1.0004, n, sr=sr, hop=hop)
-    right = wavetable(tables, f0 / 1.0004, n, sr=sr, hop=hop, phase=0.25)
+    # A centre string plus a quieter detuned one per side: the beating gives
+    # life and width, and the mono sum can never cancel.
+    centre = wavetable(tables, f0, n, sr=sr, hop=hop)
+    left = centre + 0.45 * wavetable(tables, f0 * 1.0006, n, sr=sr, hop=hop)
+    right = centre + 0.45 * wavetable(tables, f0 / 1.0006, n, sr=sr, hop=hop)
     env = adsr(gate, release, sr=sr, attack_s=0.004, decay_s=10.0, sustain=1.0)
     return (np.stack([left, right]) * env * (0.4 + 0.6 * velocity)).astype(np.float32)
 
