@@ -35,7 +35,6 @@ class Outcome:
 @functools.cache
 def _context() -> Any:
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
@@ -93,7 +92,9 @@ def ids_unique_not_null(column: str) -> list[Expect]:
 
 
 def between(column: str, low: float | None, high: float | None) -> Expect:
-    return Expect("ExpectColumnValuesToBeBetween", {"column": column, "min_value": low, "max_value": high})
+    return Expect(
+        "ExpectColumnValuesToBeBetween", {"column": column, "min_value": low, "max_value": high}
+    )
 
 
 def in_set(column: str, values: Sequence[Any]) -> Expect:

@@ -45,7 +45,13 @@ def delta_extension_path() -> Path | None:
     arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "")
     system = {"Linux": "linux", "Darwin": "osx"}.get(platform.system(), "")
     root = Path(next(iter(spec.submodule_search_locations)))
-    path = root / "extensions" / f"v{duckdb.__version__}" / f"{system}_{arch}" / "delta.duckdb_extension"
+    path = (
+        root
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / f"{system}_{arch}"
+        / "delta.duckdb_extension"
+    )
     return path if path.exists() else None
 
 
@@ -110,13 +116,15 @@ class SqlEngine:
             else:
                 dataset = self.lakehouse.dataset(name)
                 self.con.register(f"__{name}_dataset", dataset)
-                self.con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "__{name}_dataset"')
+                self.con.execute(
+                    f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "__{name}_dataset"'
+                )
         return names
 
     def query(self, sql: str, params: Sequence[object] | None = None) -> pa.Table:
         """Run ``sql`` (``?`` placeholders bound from ``params``) to an Arrow table."""
         if not sql.strip():
-            raise SqlError("empty query; give a SQL statement, e.g. \"select * from tracks limit 5\"")
+            raise SqlError('empty query; give a SQL statement, e.g. "select * from tracks limit 5"')
         try:
             result = self.con.execute(sql, params) if params else self.con.execute(sql)
             if result.description is None:
@@ -182,6 +190,8 @@ def format_grid(table: pa.Table, *, max_rows: int = 100) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     out = [line, fmt_row(names), line, *(fmt_row(r) for r in rows), line]
-    shown = f"{len(rows)} of {table.num_rows}" if table.num_rows > len(rows) else f"{table.num_rows}"
+    shown = (
+        f"{len(rows)} of {table.num_rows}" if table.num_rows > len(rows) else f"{table.num_rows}"
+    )
     out.append(f"({shown} row{'s' if table.num_rows != 1 else ''})")
     return "\n".join(out) + "\n"

@@ -75,7 +75,11 @@ def generated_tracks(
         track_id_for(batch_id=batch_id, index=i, genre=s.genre, seed=seed + i, backend=backend.name)
         for i, s in enumerate(specs)
     ]
-    existing = set(lh.read("tracks", columns=["track_id"], where={"batch_id": batch_id})["track_id"].to_pylist())
+    existing = set(
+        lh.read("tracks", columns=["track_id"], where={"batch_id": batch_id})[
+            "track_id"
+        ].to_pylist()
+    )
     todo = [(ids[i], spec, seed + i) for i, spec in enumerate(specs) if ids[i] not in existing]
     # The batch's MLflow run opens before anything can fail (even locating
     # the model's weights), so the rows carry its id and a failed batch is
@@ -162,7 +166,11 @@ def track_scores(
     batch_id = context.partition_key
     lh = lakehouse.open()
     tracks = lh.read("tracks", where={"batch_id": batch_id}).to_pylist()
-    done = set(lh.read("track_scores", columns=["track_id"], where={"batch_id": batch_id})["track_id"].to_pylist())
+    done = set(
+        lh.read("track_scores", columns=["track_id"], where={"batch_id": batch_id})[
+            "track_id"
+        ].to_pylist()
+    )
     jobs = []
     for t in tracks:
         if t["track_id"] in done:
@@ -190,7 +198,9 @@ def track_scores(
             "scored": len(rows),
             "passed": len(passed),
             "failed": len(failed),
-            "mean_quality_score": (sum(r["quality_score"] for r in rows) / len(rows)) if rows else 0.0,
+            "mean_quality_score": (sum(r["quality_score"] for r in rows) / len(rows))
+            if rows
+            else 0.0,
             "preview": _preview(
                 rows, ["track_id", "quality_score", "passed", "integrated_lufs", "tempo_bpm_est"]
             ),
@@ -223,7 +233,11 @@ def mastered_tracks(
     lh = lakehouse.open()
     tracks = {t["track_id"]: t for t in lh.read("tracks", where={"batch_id": batch_id}).to_pylist()}
     scores = lh.read("track_scores", where={"batch_id": batch_id}).to_pylist()
-    done = set(lh.read("mastered_tracks", columns=["track_id"], where={"batch_id": batch_id})["track_id"].to_pylist())
+    done = set(
+        lh.read("mastered_tracks", columns=["track_id"], where={"batch_id": batch_id})[
+            "track_id"
+        ].to_pylist()
+    )
     jobs = []
     for s in scores:
         if s["passed"] and s["track_id"] not in done:
@@ -268,12 +282,16 @@ def mastered_tracks(
     deps=[mastered_tracks],
     metadata={"table": "rotation"},
 )
-def rotation(context: dg.AssetExecutionContext, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+def rotation(
+    context: dg.AssetExecutionContext, lakehouse: LakehouseResource
+) -> dg.MaterializeResult:
     """Mastered, passing tracks of the batch made eligible to air, weighted by quality."""
     batch_id = context.partition_key
     lh = lakehouse.open()
     tracks = {t["track_id"]: t for t in lh.read("tracks", where={"batch_id": batch_id}).to_pylist()}
-    scores = {s["track_id"]: s for s in lh.read("track_scores", where={"batch_id": batch_id}).to_pylist()}
+    scores = {
+        s["track_id"]: s for s in lh.read("track_scores", where={"batch_id": batch_id}).to_pylist()
+    }
     masters = lh.read("mastered_tracks", where={"batch_id": batch_id}).to_pylist()
     now = datetime.now(UTC)
     rows = [

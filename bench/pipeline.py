@@ -44,18 +44,23 @@ def stage_figures(duration: float) -> list[tuple[str, float, float, float | None
     import pyloudnorm
 
     from models.audio_io import encode_flac, encode_mp3
-    from models.generation.procedural import ProceduralBackend
     from models.generation.base import TrackSpec
+    from models.generation.procedural import ProceduralBackend
     from models.mastering import master_audio
     from models.scoring import score_audio
     from sonicforge.lakehouse import Lakehouse
 
     backend = ProceduralBackend()
-    totals = {k: 0.0 for k in ("generate", "score", "master", "write", "ref_loudness", "ref_chain", "ref_copy")}
+    totals = {
+        k: 0.0
+        for k in ("generate", "score", "master", "write", "ref_loudness", "ref_chain", "ref_copy")
+    }
     audio_s = 0.0
     lake = Lakehouse(tempfile.mkdtemp(prefix="bench-lake-"))
     for i, genre in enumerate(GENRES):
-        (track,), t = _timed(backend.generate, [TrackSpec(genre=genre)], duration_s=duration, seed=100 + i)
+        (track,), t = _timed(
+            backend.generate, [TrackSpec(genre=genre)], duration_s=duration, seed=100 + i
+        )
         totals["generate"] += t
         audio_s += track.duration_s
         sr = track.sample_rate
@@ -73,7 +78,11 @@ def stage_figures(duration: float) -> list[tuple[str, float, float, float | None
         _, t = _timed(meter.integrated_loudness, track.audio.T.astype(np.float64))
         totals["ref_loudness"] += t
         chain = pedalboard.Pedalboard(
-            [pedalboard.HighpassFilter(30), pedalboard.Compressor(-18, 2.5), pedalboard.Limiter(-1.0)]
+            [
+                pedalboard.HighpassFilter(30),
+                pedalboard.Compressor(-18, 2.5),
+                pedalboard.Limiter(-1.0),
+            ]
         )
         _, t = _timed(chain, track.audio, sr)
         totals["ref_chain"] += t
@@ -90,12 +99,12 @@ def stage_figures(duration: float) -> list[tuple[str, float, float, float | None
 def batch_figures(batch: int, duration: float) -> dict[str, float | bool]:
     import dagster as dg
 
-    from orchestration.config import GenerationConfig
-    from orchestration.launch import launch_generation
-    from orchestration.resources import LocalGeneratorResource, LocalLakehouseResource
     from assets.tracks import generated_tracks, mastered_tracks, rotation, track_scores
     from orchestration.checks import track_checks
+    from orchestration.config import GenerationConfig
     from orchestration.jobs import generate_tracks_job
+    from orchestration.launch import launch_generation
+    from orchestration.resources import LocalGeneratorResource, LocalLakehouseResource
     from sonicforge.lakehouse import Lakehouse
 
     root = tempfile.mkdtemp(prefix="bench-batch-")
@@ -144,9 +153,15 @@ def main() -> None:
     figures: dict[str, object] = {f"{n}_x_realtime": round(r, 1) for n, _, r, _ in rows[:4]}
     if not args.skip_batch:
         b = batch_figures(args.batch, args.duration)
-        print(f"\nBatch of {args.batch} x {args.duration:g} s end to end through Dagster ({os.cpu_count()} cores)")
-        print(f"{'wall time':<28}{b['wall_s']:>10.1f} s   target < 60 s   {'yes' if b['wall_s'] < 60 else 'NO'}")
-        print(f"{'tracks / on air':<28}{b['tracks']:>10} / {b['on_air']}   run {'succeeded' if b['success'] else 'FAILED'}")
+        print(
+            f"\nBatch of {args.batch} x {args.duration:g} s end to end through Dagster ({os.cpu_count()} cores)"
+        )
+        print(
+            f"{'wall time':<28}{b['wall_s']:>10.1f} s   target < 60 s   {'yes' if b['wall_s'] < 60 else 'NO'}"
+        )
+        print(
+            f"{'tracks / on air':<28}{b['tracks']:>10} / {b['on_air']}   run {'succeeded' if b['success'] else 'FAILED'}"
+        )
         print(f"{'audio s per wall s':<28}{b['audio_per_wall']:>10.1f}")
         print(f"{'peak RSS parent':<28}{b['peak_mb_parent']:>10.0f} MB")
         print(f"{'peak RSS largest worker':<28}{b['peak_mb_worker']:>10.0f} MB")
@@ -155,7 +170,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline-procedural.json").write_text(
         json.dumps(
-            {"backend": "procedural", "figures": figures, "measured_at": datetime.now(UTC).isoformat()},
+            {
+                "backend": "procedural",
+                "figures": figures,
+                "measured_at": datetime.now(UTC).isoformat(),
+            },
             indent=2,
         )
     )

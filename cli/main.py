@@ -7,6 +7,7 @@ only when they run, so ``sonicforge --help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -114,10 +115,9 @@ def _sync_duckdb() -> None:
     from analytics.sql import SqlEngine
     from sonicforge.settings import get_settings
 
-    try:
+    # Another process may hold the file open; its views stay valid then.
+    with contextlib.suppress(duckdb.IOException):
         SqlEngine(_lakehouse(), database=get_settings().resolved_duckdb_path).close()
-    except duckdb.IOException:
-        pass  # another process holds the file open; its views stay valid
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", default=None, help="generation backend (default: settings)")
     sp.add_argument("--prompt", default=None, help="prompt text for model backends")
     sp.add_argument(
-        "--batch-id", default=None, help="partition key of the batch (the API picks one to find its run)"
+        "--batch-id",
+        default=None,
+        help="partition key of the batch (the API picks one to find its run)",
     )
     sp.set_defaults(func=cmd_generate)
 

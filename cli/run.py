@@ -38,7 +38,16 @@ def services() -> list[Service]:
     out = [
         Service(
             "dagster",
-            [os.path.join(bin_dir, "dagster"), "dev", "-w", "workspace.yaml", "-h", host, "-p", "3000"],
+            [
+                os.path.join(bin_dir, "dagster"),
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                host,
+                "-p",
+                "3000",
+            ],
             f"http://{host}:3000",
         ),
     ]
@@ -120,7 +129,11 @@ def supervise(procs: dict[str, subprocess.Popen[bytes]], specs: dict[str, Servic
             if proc.poll() is not None:
                 print(f"[run] {name} exited with {proc.returncode}; restarting in 2 s", flush=True)
                 time.sleep(2)
-                procs[name] = subprocess.Popen(specs[name].argv, preexec_fn=_reset_signals, env={**os.environ, **specs[name].env})
+                procs[name] = subprocess.Popen(
+                    specs[name].argv,
+                    preexec_fn=_reset_signals,
+                    env={**os.environ, **specs[name].env},
+                )
         time.sleep(0.5)
     print("[run] stopping ...", flush=True)
     for proc in procs.values():

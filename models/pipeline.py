@@ -43,9 +43,7 @@ def plan_specs(
         raise ValueError(f"value {count} for 'count' is out of range [1, 64]")
     if not genres:
         raise ValueError("'genres' is empty; give at least one genre")
-    return [
-        TrackSpec(genre=genres[i % len(genres)], bpm=bpm, prompt=prompt) for i in range(count)
-    ]
+    return [TrackSpec(genre=genres[i % len(genres)], bpm=bpm, prompt=prompt) for i in range(count)]
 
 
 def parallel_map(fn: Callable[[T], R], items: Sequence[T], *, workers: int) -> list[R]:
@@ -112,7 +110,9 @@ def generate_encoded(
         out: list[EncodedTrack] = []
         for run in _consecutive_runs(items):
             started = time.perf_counter()
-            tracks = backend.generate([spec for spec, _ in run], duration_s=duration_s, seed=run[0][1])
+            tracks = backend.generate(
+                [spec for spec, _ in run], duration_s=duration_s, seed=run[0][1]
+            )
             per_track = (time.perf_counter() - started) / max(len(tracks), 1)
             out.extend(_encode(t, per_track) for t in tracks)
         return out
@@ -241,7 +241,12 @@ def mastered_row(
         "master_sha256": master_sha256,
         "renditions": [
             {"codec": "flac", "bitrate_kbps": None, "uri": master_uri, "sha256": master_sha256},
-            {"codec": "mp3", "bitrate_kbps": MP3_BITRATE_KBPS, "uri": mp3_uri, "sha256": mp3_sha256},
+            {
+                "codec": "mp3",
+                "bitrate_kbps": MP3_BITRATE_KBPS,
+                "uri": mp3_uri,
+                "sha256": mp3_sha256,
+            },
         ],
         "duration_s": m.duration_s,
         "sample_rate": m.sample_rate,
@@ -256,4 +261,3 @@ def mastered_row(
 def rotation_weight(quality_score: float) -> float:
     """Better tracks air more often; every passing track keeps a fair chance."""
     return round(0.5 + max(0.0, min(quality_score, 100.0)) / 100.0, 4)
-

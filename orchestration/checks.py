@@ -37,7 +37,9 @@ def _result(
     allow_empty: bool = False,
 ) -> dg.AssetCheckResult:
     if frame.empty and allow_empty:
-        return dg.AssetCheckResult(passed=True, metadata={"rows": 0, "note": "no rows in this batch"})
+        return dg.AssetCheckResult(
+            passed=True, metadata={"rows": 0, "note": "no rows in this batch"}
+        )
     outcome = validate(frame, expectations, name=name)
     return dg.AssetCheckResult(
         passed=outcome.passed,
@@ -100,7 +102,10 @@ def masters_on_loudness_target(
             between("true_peak_after", None, CEILING_DBTP),
         ],
         name="mastered_tracks",
-        threshold={"lufs": [TARGET_LUFS - LUFS_TOLERANCE_LU, TARGET_LUFS + LUFS_TOLERANCE_LU], "true_peak_max": CEILING_DBTP},
+        threshold={
+            "lufs": [TARGET_LUFS - LUFS_TOLERANCE_LU, TARGET_LUFS + LUFS_TOLERANCE_LU],
+            "true_peak_max": CEILING_DBTP,
+        },
         actual={
             "lufs_min": float(df["lufs_after"].min()) if len(df) else None,
             "lufs_max": float(df["lufs_after"].max()) if len(df) else None,
@@ -122,7 +127,11 @@ def rotation_tracks_passed(
     df["passed"] = df["passed"].astype("object").where(df["passed"].notna(), None)
     return _result(
         df,
-        [*ids_unique_not_null("track_id"), Expect("ExpectColumnValuesToNotBeNull", {"column": "passed"}), in_set("passed", [True])],
+        [
+            *ids_unique_not_null("track_id"),
+            Expect("ExpectColumnValuesToNotBeNull", {"column": "passed"}),
+            in_set("passed", [True]),
+        ],
         name="rotation",
         threshold="all rotation tracks passed scoring",
         actual=int((df["passed"] != True).sum()),  # noqa: E712

@@ -11,7 +11,6 @@ from orchestration.jobs import generate_tracks_job
 from orchestration.sensors import air_feed_sensor
 
 
-
 def build_definitions() -> dg.Definitions:
     """Definitions with resources for the settings in force now (the CLI
     builds them per call, so a changed environment is honoured)."""

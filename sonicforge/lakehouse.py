@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,7 +20,7 @@ from sonicforge.errors import SonicForgeError
 from sonicforge.storage import ObjectStore
 from sonicforge.tables import CONTRACTS, TableContract, contract
 
-Rows = pa.Table | Sequence[Mapping[str, Any]]
+Rows: TypeAlias = "pa.Table | Sequence[Mapping[str, Any]]"
 
 
 class Lakehouse:
@@ -135,7 +135,9 @@ class Lakehouse:
         # dataset filters cannot compare yet: scan, conform, then filter.
         table = self.conform(c, dt.to_pyarrow_dataset().to_table())
         for col, value in (where or {}).items():
-            table = table.filter(pc.equal(table[col], pa.scalar(value, type=c.schema.field(col).type)))
+            table = table.filter(
+                pc.equal(table[col], pa.scalar(value, type=c.schema.field(col).type))
+            )
         return table.select(list(columns)) if columns else table
 
     def count(self, name: str) -> int:

@@ -36,7 +36,7 @@ def test_every_contract_has_key_columns_in_schema() -> None:
 
 
 def test_unknown_table_lists_known_tables(lakehouse: Lakehouse) -> None:
-    with pytest.raises(UnknownTableError, match="known tables: .*rotation"):
+    with pytest.raises(UnknownTableError, match=r"known tables: .*rotation"):
         contract("rotashun")
     with pytest.raises(UnknownTableError):
         lakehouse.read("rotashun")

@@ -7,8 +7,12 @@ from sonicforge.lakehouse import Lakehouse
 from sonicforge.settings import get_settings
 
 
-def test_generate_runs_the_pipeline_and_prints_the_batch(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["generate", "--genre", "techno", "--count", "1", "--duration", "10", "--seed", "7"])
+def test_generate_runs_the_pipeline_and_prints_the_batch(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(
+        ["generate", "--genre", "techno", "--count", "1", "--duration", "10", "--seed", "7"]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "succeeded" in out and "techno" in out

@@ -88,12 +88,17 @@ def test_rerunning_a_partition_adds_nothing(tmp_path: Path, instance: dg.Dagster
     lake = tmp_path / "lake"
     assert _materialize(lake, instance, "b1").success
     lh = Lakehouse(str(lake))
-    before = {name: lh.count(name) for name in ("tracks", "track_scores", "mastered_tracks", "rotation")}
+    before = {
+        name: lh.count(name) for name in ("tracks", "track_scores", "mastered_tracks", "rotation")
+    }
     versions = lh.version("tracks")
     assert _materialize(lake, instance, "b1").success
     after = {name: lh.count(name) for name in before}
     assert after == before
-    assert lh.read("tracks")["track_id"].to_pylist() == lh.read("tracks")["track_id"].unique().to_pylist()
+    assert (
+        lh.read("tracks")["track_id"].to_pylist()
+        == lh.read("tracks")["track_id"].unique().to_pylist()
+    )
     assert versions is not None
 
 
@@ -117,7 +122,9 @@ def test_a_corrupt_track_fails_scoring_without_stopping_the_batch(
     assert lh.read("rotation")["track_id"].to_pylist() == [healthy["track_id"]]
 
 
-def test_bad_config_is_refused_with_allowed_values(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+def test_bad_config_is_refused_with_allowed_values(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
     result = _materialize(tmp_path / "lake", instance, "b1", genres=["polka"])
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
