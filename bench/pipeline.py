@@ -120,7 +120,7 @@ def batch_figures(batch: int, duration: float) -> dict[str, float | bool]:
     config = GenerationConfig(genres=GENRES, count=batch, duration_s=duration)
     instance = dg.DagsterInstance.ephemeral()
     start = time.perf_counter()
-    result = launch_generation(config, defs=defs, instance=instance)
+    result = launch_generation(config, defs=defs, instance=instance, log_level="WARNING")
     wall = time.perf_counter() - start
     lh = Lakehouse(f"{root}/lake")
     self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -48,6 +48,9 @@ class ScoreThresholds:
     min_duration_fraction: float = 0.9
     min_stereo_correlation: float = -0.2
     min_quality_score: float = 50.0
+    #: Broadband noise (white noise reads 0.56) is not music, whatever else
+    #: it measures well on.
+    max_spectral_flatness: float = 0.45
     # How the measures are taken.
     clip_level: float = 0.999
     #: Clipping is a run of this many samples at full scale: hard clipping
@@ -283,6 +286,11 @@ def score_audio(
     if correlation < t.min_stereo_correlation:
         reasons.append(
             f"phase: stereo correlation {correlation:+.2f} (allowed ≥ {t.min_stereo_correlation})"
+        )
+    if spectral.flatness > t.max_spectral_flatness:
+        reasons.append(
+            f"noise: spectral flatness {spectral.flatness:.2f} reads as noise, not music "
+            f"(allowed ≤ {t.max_spectral_flatness})"
         )
     if quality < t.min_quality_score:
         reasons.append(f"quality score {quality:.1f} (allowed ≥ {t.min_quality_score:g})")

@@ -47,6 +47,7 @@ def launch_generation(
     instance: dg.DagsterInstance | None = None,
     batch_id: str | None = None,
     tags: dict[str, str] | None = None,
+    log_level: str = "INFO",
 ) -> LaunchResult:
     """Add a batch partition and materialize the track pipeline for it."""
     if defs is None:
@@ -60,7 +61,10 @@ def launch_generation(
     instance.add_dynamic_partitions(BATCHES, [batch_id])
     job = defs.resolve_job_def(GENERATE_JOB)
     result = job.execute_in_process(
-        run_config=run_config_for(config),
+        run_config={
+            **run_config_for(config),
+            "loggers": {"console": {"config": {"log_level": log_level}}},
+        },
         instance=instance,
         partition_key=batch_id,
         raise_on_error=False,

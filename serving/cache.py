@@ -41,9 +41,10 @@ class TTLCache(Generic[V]):
         return value
 
     def set(self, key: Hashable, value: V) -> V:
-        if len(self._data) >= self.max_entries:
-            # Drop the entry closest to expiry; keys are few and bounded.
-            self._data.pop(min(self._data, key=lambda k: self._data[k][0]), None)
+        if key not in self._data and len(self._data) >= self.max_entries:
+            # One TTL for all: the first inserted is the first to expire.
+            self._data.pop(next(iter(self._data)))
+        self._data.pop(key, None)  # re-inserted last, in expiry order
         self._data[key] = (self._clock() + self.ttl_s, value)
         return value
 
@@ -94,7 +95,8 @@ class RefreshingCache(Generic[V]):
 
     def _store(self, key: Hashable, value: V) -> None:
         if key not in self._data and len(self._data) >= self.max_entries:
-            self._data.pop(min(self._data, key=lambda k: self._data[k][0]), None)
+            self._data.pop(next(iter(self._data)))
+        self._data.pop(key, None)
         self._data[key] = (self._clock() + self.ttl_s, value)
 
 

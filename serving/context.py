@@ -12,6 +12,7 @@ from limits import RateLimitItem
 from serving.cache import RefreshingCache, TTLCache
 from serving.db.session import Database
 from serving.ratelimit import RateLimiter
+from serving.security.credentials import Principal
 from serving.security.tokens import TokenService
 from serving.services.auth import AuthService
 from serving.services.catalog import TrackCatalog
@@ -24,6 +25,8 @@ from sonicforge.station import StationState, station_state_from_url
 # Stream status is polled by every player; a second of staleness in
 # listener counts is invisible, and position is extrapolated per response.
 STREAM_STATUS_CACHE_S = 1.0
+# How long a worker trusts a resolved caller (session not revoked, role).
+PRINCIPAL_CACHE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,12 @@ class AppContext:
     top_cache: RefreshingCache[bytes] = field(init=False)
     status_cache: TTLCache[StationView] = field(init=False)
     health_body: bytes | None = None
+    principals: TTLCache[Principal] = field(init=False)
 
     def __post_init__(self) -> None:
         self.top_cache = RefreshingCache(self.settings.top_tracks_cache_s)
         self.status_cache = TTLCache(STREAM_STATUS_CACHE_S, max_entries=4)
+        self.principals = TTLCache(PRINCIPAL_CACHE_S, max_entries=10_000)
 
     async def start(self) -> None:
         self.limiter = RateLimiter(

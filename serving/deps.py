@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from serving.context import AppContext
 from serving.exceptions import AuthenticationError, PermissionDeniedError
+from serving.security.apikeys import hash_key
 from serving.security.credentials import Principal, read_credential
 from serving.security.permissions import Permission
 from serving.security.tokens import Claims
@@ -55,28 +57,46 @@ def get_session(ctx: ContextDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_optional_principal(
+async def get_optional_principal(
     request: Request,
     ctx: ContextDep,
-    session: SessionDep,
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     _key: Annotated[str | None, Security(api_key_scheme)],
 ) -> Principal | None:
     """The caller, or ``None`` without credentials; bad credentials are a
-    401 even where a route also serves anonymous callers."""
+    401 even where a route also serves anonymous callers.
+
+    Resolved principals are kept for ``PRINCIPAL_CACHE_S`` per worker, so a
+    busy client costs one database lookup a second, not one per request.
+    This worker forgets them at once on logout, refresh reuse, role changes
+    and key revocation; other workers within that second.
+    """
     credential = read_credential(request.headers)
     if credential is None:
         return None
+    claims: Claims | None = None
     if credential.kind == "api_key":
-        return principal_from_key(session, credential.value)
-    state: Any = request.state
-    error = getattr(state, "access_error", None)
-    if error is not None:
-        raise error
-    claims: Claims | None = getattr(state, "access_claims", None)
-    if claims is None:  # the rate limiter did not run (exempt path)
-        claims = ctx.tokens.decode(credential.value, expected="access")
-    return ctx.auth.principal_from_claims(session, claims)
+        key: tuple[str, ...] = ("key", hash_key(credential.value))
+    else:
+        state: Any = request.state
+        error = getattr(state, "access_error", None)
+        if error is not None:
+            raise error
+        claims = getattr(state, "access_claims", None)
+        if claims is None:  # the rate limiter did not run (exempt path)
+            claims = ctx.tokens.decode(credential.value, expected="access")
+        key = ("jwt", claims.sid, claims.sub)
+    principal = ctx.principals.get(key)
+    if principal is not None:
+        return principal
+
+    def resolve() -> Principal:
+        with ctx.db.session() as session:
+            if claims is None:
+                return principal_from_key(session, credential.value)
+            return ctx.auth.principal_from_claims(session, claims)
+
+    return ctx.principals.set(key, await anyio.to_thread.run_sync(resolve))
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]

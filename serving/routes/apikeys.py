@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from serving.deps import RequirePermission, SessionDep
+from serving.deps import ContextDep, RequirePermission, SessionDep
 from serving.schemas.apikeys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from serving.schemas.common import error_responses
 from serving.security.credentials import Principal
@@ -57,5 +57,9 @@ def read_api_key(key_id: KeyId, principal: KeyOwner, session: SessionDep) -> Api
     responses=error_responses(401, 403, 404, 422, 429),
     summary="Revoke one of your API keys",
 )
-def revoke_api_key(key_id: KeyId, principal: KeyOwner, session: SessionDep) -> ApiKeyPublic:
-    return ApiKeyPublic.model_validate(apikeys.revoke_key(session, principal.user_id, key_id))
+def revoke_api_key(
+    key_id: KeyId, principal: KeyOwner, session: SessionDep, ctx: ContextDep
+) -> ApiKeyPublic:
+    row = apikeys.revoke_key(session, principal.user_id, key_id)
+    ctx.principals.clear()  # refused from the next request on
+    return ApiKeyPublic.model_validate(row)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, status
 
 from serving.db.models import User
 from serving.deps import ClientIP, ContextDep, CurrentPrincipal, SessionDep
-from serving.exceptions import NotFoundError
+from serving.exceptions import InvalidTokenError, NotFoundError
 from serving.ratelimit import raise_if_refused
 from serving.schemas.auth import (
     LoginRequest,
@@ -78,7 +78,11 @@ def refresh_tokens(body: RefreshRequest, ctx: ContextDep, session: SessionDep) -
     """Each refresh token works once. Presenting one that was already
     exchanged revokes the whole session (every token rotated from the same
     login), since a copy of it is in someone's hands."""
-    return ctx.auth.refresh(session, body.refresh_token)
+    try:
+        return ctx.auth.refresh(session, body.refresh_token)
+    except InvalidTokenError:
+        ctx.principals.clear()  # a family may have just been revoked
+        raise
 
 
 @router.post(
@@ -91,6 +95,7 @@ def logout(principal: CurrentPrincipal, ctx: ContextDep, session: SessionDep) ->
     """Revokes the refresh family behind the access token: its refresh
     token stops working and so do its access tokens, at once."""
     revoked = ctx.auth.logout(session, principal)
+    ctx.principals.clear()
     return LogoutPublic(revoked=revoked, session_id=principal.session_id)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from serving.db.models import User
 from serving.db.types import utcnow
-from serving.deps import RequirePermission, SessionDep
+from serving.deps import ContextDep, RequirePermission, SessionDep
 from serving.exceptions import ConflictError, NotFoundError
 from serving.schemas.auth import UserPublic, UserUpdate
 from serving.schemas.common import Page, error_responses
@@ -60,6 +60,7 @@ def update_user(
     body: UserUpdate,
     principal: Annotated[Principal, RequirePermission(Permission.USERS_MANAGE)],
     session: SessionDep,
+    ctx: ContextDep,
 ) -> UserPublic:
     user = session.get(User, user_id)
     if user is None:
@@ -73,4 +74,5 @@ def update_user(
         user.is_active = body.is_active
     user.updated_at = utcnow()
     session.commit()
+    ctx.principals.clear()  # the change applies to this user's next request
     return UserPublic.model_validate(user)

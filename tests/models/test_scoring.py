@@ -340,6 +340,9 @@ def test_white_noise_scores_below_music() -> None:
     assert hiss.spectral_flatness > 0.4 > music.spectral_flatness
     assert hiss.spectral_centroid_hz > 5000.0
     assert hiss.quality_score < music.quality_score - 20.0
+    # Noise never reaches the air, even without an intended tempo to miss.
+    assert music.passed and not hiss.passed
+    assert any(r.startswith("noise: spectral flatness") for r in hiss.reasons)
 
 
 def test_quality_gate_uses_the_thresholds() -> None:
