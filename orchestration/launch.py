@@ -33,6 +33,12 @@ def ensure_dagster_home(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     home = os.environ.setdefault("DAGSTER_HOME", str(settings.resolved_dagster_home))
     os.makedirs(home, exist_ok=True)
+    config = os.path.join(home, "dagster.yaml")
+    if not os.path.exists(config):
+        # An empty file means "the embedded SQLite storage under this home";
+        # production points this file at dagster-postgres and the K8s launcher.
+        with open(config, "w") as fh:
+            fh.write("# Embedded instance: SQLite storage under DAGSTER_HOME.\n")
     return home
 
 

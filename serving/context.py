@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from limits import RateLimitItem
 
 from serving.cache import RefreshingCache, TTLCache
@@ -18,6 +19,7 @@ from serving.services.auth import AuthService
 from serving.services.catalog import TrackCatalog
 from serving.services.dagster import GraphQLLauncher, PipelineLauncher
 from serving.services.stream import StationView
+from serving.services.vote_writer import VoteWriter
 from sonicforge.lakehouse import Lakehouse
 from sonicforge.settings import Settings
 from sonicforge.station import StationState, station_state_from_url
@@ -65,13 +67,16 @@ class AppContext:
     status_cache: TTLCache[StationView] = field(init=False)
     health_body: bytes | None = None
     principals: TTLCache[Principal] = field(init=False)
+    votes: VoteWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.top_cache = RefreshingCache(self.settings.top_tracks_cache_s)
         self.status_cache = TTLCache(STREAM_STATUS_CACHE_S, max_entries=4)
         self.principals = TTLCache(PRINCIPAL_CACHE_S, max_entries=10_000)
+        self.votes = VoteWriter(self.db)
 
     async def start(self) -> None:
+        self.votes.start()
         self.limiter = RateLimiter(
             self.settings.redis_url, key_prefix=self.settings.rate_limit_key_prefix
         )
@@ -81,6 +86,7 @@ class AppContext:
             self.redis = redis.asyncio.Redis.from_url(self.settings.redis_url)
 
     async def stop(self) -> None:
+        await anyio.to_thread.run_sync(self.votes.stop)
         await self.limiter.close()
         if self.redis is not None:
             await self.redis.aclose()

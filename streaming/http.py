@@ -136,9 +136,7 @@ def create_stream_router(
 
         return StreamingResponse(body(), media_type="audio/mpeg", headers=headers)
 
-    @router.api_route(
-        "/hls/{path:path}", methods=["GET", "HEAD"], summary="HLS playlists and segments"
-    )
+    @router.get("/hls/{path:path}", summary="HLS playlists and segments")
     async def read_hls_file(path: str, request: Request) -> Response:
         root = (ep.dir / "hls").resolve()
         full = (root / path).resolve()
@@ -159,6 +157,11 @@ def create_stream_router(
         return Response(
             full.read_bytes(), media_type=MEDIA_TYPES[suffix], headers={"Cache-Control": "no-cache"}
         )
+
+    # HEAD too (players and CDNs probe), kept out of the schema: one operation.
+    router.add_api_route(
+        "/hls/{path:path}", read_hls_file, methods=["HEAD"], include_in_schema=False
+    )
 
     async def frames() -> AsyncGenerator[dict[str, Any], None]:
         async with ep.viz.subscribe() as chunks:

@@ -15,6 +15,7 @@ from serving.deps import (
     context_of,
 )
 from serving.exceptions import NotFoundError
+from serving.logs import request_id_var
 from serving.schemas.common import GENRE_PATTERN, TRACK_ID_PATTERN, error_responses
 from serving.schemas.votes import Period, TopTracksPublic, VoteAggregate, VoteCreate, VotePublic
 from serving.security.credentials import Principal
@@ -75,13 +76,27 @@ async def read_top_tracks(
     responses=error_responses(401, 403, 404, 422, 429),
     summary="Vote on a track (stars and/or up or down); voting again replaces the vote",
 )
-def create_vote(
-    body: VoteCreate, principal: Voter, ctx: ContextDep, session: SessionDep
-) -> VotePublic:
-    track = ctx.catalog.find(body.track_id)
+async def create_vote(body: VoteCreate, principal: Voter, ctx: ContextDep) -> VotePublic:
+    track = await ctx.catalog.afind(body.track_id)
     if track is None:
         raise NotFoundError(f"no track {body.track_id!r} in the lakehouse")
-    return votes.cast_vote(session, principal.user_id, body, track)
+    # Written by the worker's vote writer (group commit), with its event.
+    created_at, updated_at = await ctx.votes.submit(
+        user_id=principal.user_id,
+        track_id=track.track_id,
+        genre=track.genre,
+        stars=body.stars,
+        direction=None if body.direction is None else (1 if body.direction == "up" else -1),
+        properties={"stars": body.stars, "direction": body.direction},
+        request_id=request_id_var.get(),
+    )
+    return VotePublic(
+        track_id=track.track_id,
+        stars=body.stars,
+        direction=body.direction,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
 
 
 @router.get(

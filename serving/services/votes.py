@@ -11,17 +11,15 @@ without stars counts as 5 (up) or 1 (down).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from serving.db.models import Vote
 from serving.db.types import utcnow
 from serving.exceptions import NotFoundError
 from serving.schemas.tracks import TrackPublic
-from serving.schemas.votes import Direction, Period, TopTrack, VoteAggregate, VoteCreate, VotePublic
+from serving.schemas.votes import Direction, Period, TopTrack, VoteAggregate, VotePublic
 from serving.services.outbox import record_event
 
 PERIODS: dict[str, timedelta | None] = {
@@ -47,45 +45,6 @@ def _direction(value: int | None) -> Direction | None:
 
 def bayesian(prior_mean: float, prior_votes: float, total: float, count: int) -> float:
     return (prior_votes * prior_mean + total) / (prior_votes + count)
-
-
-def cast_vote(session: Session, user_id: str, data: VoteCreate, track: TrackPublic) -> VotePublic:
-    """Insert or replace the caller's vote in one statement (an upsert on
-    the (user, track) key), and its event in the same transaction."""
-    now = utcnow()
-    direction = None if data.direction is None else (1 if data.direction == "up" else -1)
-    values = {
-        "user_id": user_id,
-        "track_id": track.track_id,
-        "genre": track.genre,
-        "stars": data.stars,
-        "direction": direction,
-        "created_at": now,
-        "updated_at": now,
-    }
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Vote).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Vote.user_id, Vote.track_id],
-        set_={"stars": data.stars, "direction": direction, "updated_at": now},
-    ).returning(Vote.created_at, Vote.updated_at)
-    created_at, updated_at = session.execute(stmt).one()
-    record_event(
-        session,
-        "vote",
-        user_id=user_id,
-        track_id=track.track_id,
-        properties={"stars": data.stars, "direction": data.direction},
-    )
-    session.commit()
-    return VotePublic(
-        track_id=track.track_id,
-        stars=data.stars,
-        direction=data.direction,
-        created_at=created_at,
-        updated_at=updated_at,
-    )
 
 
 def withdraw_vote(session: Session, user_id: str, track_id: str) -> None:

@@ -162,6 +162,7 @@ def test_hls_files_are_served_with_their_types(on_air: str, stream_settings: Set
         time.sleep(0.05)
     r = httpx.get(f"{on_air}/hls/master.m3u8")
     assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert httpx.head(f"{on_air}/hls/master.m3u8").status_code == 200
     media = httpx.get(f"{on_air}/hls/aac_64k/index.m3u8").text
     segment = [line for line in media.splitlines() if line.endswith(".ts")][-1]
     seg = httpx.get(f"{on_air}/hls/aac_64k/{segment}")
