@@ -39,6 +39,11 @@ class SqlError(SonicForgeError):
 
 def delta_extension_path() -> Path | None:
     """Where the bundled Delta extension lies for this DuckDB, if anywhere."""
+    return bundled_extension_path("delta")
+
+
+def bundled_extension_path(name: str) -> Path | None:
+    """Where a ``duckdb-ext-*`` wheel put extension ``name`` for this DuckDB."""
     spec = importlib.util.find_spec("duckdb_ext")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -50,7 +55,7 @@ def delta_extension_path() -> Path | None:
         / "extensions"
         / f"v{duckdb.__version__}"
         / f"{system}_{arch}"
-        / "delta.duckdb_extension"
+        / f"{name}.duckdb_extension"
     )
     return path if path.exists() else None
 
@@ -74,15 +79,23 @@ class SqlEngine:
         self.uses_delta_extension = self._load_delta()
         self.views = self.register_views()
 
-    def _load_delta(self) -> bool:
-        path = delta_extension_path()
+    def _load(self, name: str) -> bool:
+        path = bundled_extension_path(name)
         if path is None:
             return False
         try:
             self.con.execute(f"LOAD {_sql_literal(str(path))}")
         except duckdb.Error:
             return False
-        if self.lakehouse.storage_options:
+        return True
+
+    def _load_delta(self) -> bool:
+        if not self._load("delta"):
+            return False
+        if "://" in self.lakehouse.root_uri:
+            # Object stores need httpfs for credentials (DuckDB secrets).
+            if not self._load("httpfs"):
+                return False
             self._create_s3_secret()
         return True
 

@@ -5,181 +5,70 @@ under ``sonicforge:station:``) and ``InMemoryStationState`` (the embedded
 default when no Redis URL is set: thread-safe, shared by everything in one
 process). It holds the upcoming queue, now-playing, control commands,
 published now-playing changes, output status with listener counts, and the
-streamer's heartbeat. Values are small frozen dataclasses that travel as JSON.
+streamer's heartbeat. The values live in ``sonicforge.station_values`` and
+are re-exported here.
 """
 
 from __future__ import annotations
 
 import abc
-import json
 import queue
 import threading
-import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar, get_args
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
-from sonicforge.errors import (
-    ConfigurationError,
-    QueueEntryNotFoundError,
-    StationStateError,
-    UnknownCommandError,
+from sonicforge.errors import ConfigurationError, QueueEntryNotFoundError, StationStateError
+from sonicforge.station_values import (
+    COMMAND_HISTORY,
+    COMMANDS,
+    OUTPUT_STATES,
+    QUEUE_SOURCES,
+    Clock,
+    Command,
+    ControlCommand,
+    Heartbeat,
+    NowPlaying,
+    NowPlayingChange,
+    OutputState,
+    OutputStatus,
+    QueueEntry,
+    QueueSource,
+    check_command,
+    check_source,
+    new_entry,
+    reordered,
+    utcnow,
 )
 
-QueueSource = Literal["request", "operator"]
-Command = Literal["start", "stop", "skip"]
-OutputState = Literal["starting", "running", "restarting", "failed", "stopped"]
-COMMANDS: tuple[str, ...] = get_args(Command)
-QUEUE_SOURCES: tuple[str, ...] = get_args(QueueSource)
-OUTPUT_STATES: tuple[str, ...] = get_args(OutputState)
-# Commands older than this are history, not orders: a streamer that starts
-# late must not replay a skip an operator sent minutes ago.
-COMMAND_HISTORY = 100
-
-Clock = Callable[[], datetime]
-T = TypeVar("T")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _encode(obj: Any) -> str:
-    def default(value: Any) -> Any:
-        if isinstance(value, datetime):
-            return value.isoformat()
-        raise TypeError(f"cannot encode {type(value).__name__}")
-
-    return json.dumps(asdict(obj), default=default, separators=(",", ":"))
-
-
-def _decode(cls: type[T], raw: str | bytes) -> T:
-    data = json.loads(raw)
-    for f in fields(cls):  # type: ignore[arg-type]
-        if "datetime" in str(f.type) and isinstance(data.get(f.name), str):
-            data[f.name] = datetime.fromisoformat(data[f.name])
-    return cls(**data)
-
-
-@dataclass(frozen=True)
-class QueueEntry:
-    """A track waiting to air before the rotation's picks."""
-
-    entry_id: str
-    track_id: str
-    source: QueueSource
-    requested_by: str | None
-    added_at: datetime
-
-
-@dataclass(frozen=True)
-class NowPlaying:
-    """What is on air; ``position_s`` is as of ``updated_at``."""
-
-    track_id: str
-    title: str
-    artist: str
-    genre: str
-    started_at: datetime
-    position_s: float
-    duration_s: float
-    play_id: str | None = None
-    source: str = "rotation"
-    updated_at: datetime | None = None
-
-    def position_at(self, now: datetime) -> float:
-        """The position extrapolated to ``now`` (clients between updates)."""
-        base = self.updated_at or self.started_at
-        return min(self.duration_s, self.position_s + max(0.0, (now - base).total_seconds()))
-
-
-@dataclass(frozen=True)
-class NowPlayingChange:
-    """A published change: a new track, or ``None`` when the station stops."""
-
-    now_playing: NowPlaying | None
-    published_at: datetime
-
-    def to_json(self) -> str:
-        np = _encode(self.now_playing) if self.now_playing else "null"
-        return f'{{"now_playing":{np},"published_at":"{self.published_at.isoformat()}"}}'
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> NowPlayingChange:
-        data = json.loads(raw)
-        np = data["now_playing"]
-        return cls(
-            now_playing=_decode(NowPlaying, json.dumps(np)) if np else None,
-            published_at=datetime.fromisoformat(data["published_at"]),
-        )
-
-
-@dataclass(frozen=True)
-class ControlCommand:
-    """An operator command; ids increase by one per command, station-wide."""
-
-    command_id: int
-    command: Command
-    issued_at: datetime
-    issued_by: str | None = None
-
-
-@dataclass(frozen=True)
-class OutputStatus:
-    """The health of one output (``hls``, ``mp3``, ``rtmp:youtube`` …)."""
-
-    name: str
-    state: OutputState
-    detail: str = ""
-    restarts: int = 0
-    updated_at: datetime = field(default_factory=utcnow)
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """The streamer's last sign of life and what it reported."""
-
-    at: datetime
-    info: dict[str, Any]
-
-    def age_s(self, now: datetime) -> float:
-        return (now - self.at).total_seconds()
-
-
-def check_command(command: str) -> Command:
-    if command not in COMMANDS:
-        raise UnknownCommandError(
-            f"unknown command {command!r}; allowed commands: {', '.join(COMMANDS)}"
-        )
-    return command  # type: ignore[return-value]
-
-
-def check_source(source: str) -> QueueSource:
-    if source not in QUEUE_SOURCES:
-        raise StationStateError(
-            f"unknown queue source {source!r}; allowed sources: {', '.join(QUEUE_SOURCES)}"
-        )
-    return source  # type: ignore[return-value]
-
-
-def new_entry(track_id: str, source: str, requested_by: str | None, now: datetime) -> QueueEntry:
-    if not track_id:
-        raise StationStateError("track_id must be a non-empty string")
-    return QueueEntry(uuid.uuid4().hex, track_id, check_source(source), requested_by, now)
-
-
-def reordered(current: Sequence[str], entry_ids: Sequence[str]) -> list[str]:
-    """``entry_ids`` first, in that order, then the others as they were."""
-    if len(set(entry_ids)) != len(entry_ids):
-        raise StationStateError(f"entry ids repeat in the new order: {list(entry_ids)}")
-    unknown = [e for e in entry_ids if e not in current]
-    if unknown:
-        raise QueueEntryNotFoundError(
-            f"entries not in the queue: {', '.join(unknown)}; queued: {', '.join(current) or 'none'}"
-        )
-    return [*entry_ids, *(e for e in current if e not in set(entry_ids))]
+__all__ = [
+    "COMMANDS",
+    "COMMAND_HISTORY",
+    "OUTPUT_STATES",
+    "QUEUE_SOURCES",
+    "Clock",
+    "Command",
+    "ControlCommand",
+    "Heartbeat",
+    "InMemoryStationState",
+    "NowPlaying",
+    "NowPlayingChange",
+    "OutputState",
+    "OutputStatus",
+    "QueueEntry",
+    "QueueSource",
+    "RedisStationState",
+    "StationState",
+    "Subscription",
+    "check_command",
+    "check_source",
+    "new_entry",
+    "reordered",
+    "station_state_from_url",
+    "utcnow",
+]
 
 
 class Subscription(abc.ABC):

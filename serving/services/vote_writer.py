@@ -13,6 +13,7 @@ batch that fails is retried vote by vote, so one bad vote fails alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -150,7 +151,5 @@ def _settle(
         else:
             item.future.set_result(result)  # type: ignore[arg-type]
 
-    try:
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
         item.loop.call_soon_threadsafe(apply)
-    except RuntimeError:  # the loop closed while the vote was written
-        pass
