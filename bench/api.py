@@ -201,7 +201,7 @@ def measure(
         if vote is not None:
             ids, token = vote
             script = WRK_VOTE % (",".join(f'"{t}"' for t in ids), token)
-        run_wrk(url, 1.0, connections, script)  # warm-up, discarded
+        run_wrk(url, 2.0, connections, script)  # warm-up (caches, first loads), discarded
         return run_wrk(url, seconds, connections, script)
     method, bodies, headers = "GET", [], {}
     if vote is not None:
@@ -209,7 +209,7 @@ def measure(
         method = "POST"
         bodies = [json.dumps({"track_id": t, "stars": i % 5 + 1}) for i, t in enumerate(ids)]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    asyncio.run(_python_load(url, 1.0, connections, method, bodies, headers))
+    asyncio.run(_python_load(url, 2.0, connections, method, bodies, headers))
     return asyncio.run(_python_load(url, seconds, connections, method, bodies, headers))
 
 

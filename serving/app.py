@@ -24,6 +24,7 @@ from serving.logs import configure_logging
 from serving.middleware import RateLimitMiddleware, RequestContextMiddleware
 from serving.openapi import TAGS, custom_openapi
 from serving.routes import apikeys, auth, health, pipeline, shares, stream, tracks, users, votes
+from serving.routing import ResourceRouter, include
 from sonicforge.settings import Settings, get_settings
 from sonicforge.station import StationState
 
@@ -95,9 +96,10 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     # FastAPI tries routes in order, at a few microseconds each: probes and
     # the hottest routers go first.
     app.include_router(health.router)
-    api = APIRouter(prefix=API_PREFIX)
+    api = ResourceRouter(prefix=API_PREFIX)
+    api.mounted_at = API_PREFIX
     for module in (stream, votes, tracks, shares, auth, apikeys, users, pipeline):
-        api.include_router(module.router)
+        include(api, module.router)
     app.include_router(api)
     app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)
     app.state.streaming_mounted = _mount_streaming(app, settings, ctx.station)

@@ -59,7 +59,6 @@ __all__ = [
     "OutputStatus",
     "QueueEntry",
     "QueueSource",
-    "RedisStationState",
     "StationState",
     "Subscription",
     "check_command",

@@ -17,7 +17,8 @@ from typing import Any
 import redis
 
 from sonicforge.errors import QueueEntryNotFoundError, StationStateError
-from sonicforge.station import (
+from sonicforge.station import StationState, Subscription
+from sonicforge.station_values import (
     COMMAND_HISTORY,
     Clock,
     ControlCommand,
@@ -27,8 +28,6 @@ from sonicforge.station import (
     OutputStatus,
     QueueEntry,
     QueueSource,
-    StationState,
-    Subscription,
     _decode,
     _encode,
     check_command,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import Path, status
 
 from serving.deps import ContextDep, RequirePermission, SessionDep
+from serving.routing import ResourceRouter
 from serving.schemas.apikeys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from serving.schemas.common import error_responses
 from serving.security.credentials import Principal
 from serving.security.permissions import Permission
 from serving.services import apikeys
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"])
+router = ResourceRouter(prefix="/api-keys", tags=["api keys"])
 
 KeyOwner = Annotated[Principal, RequirePermission(Permission.KEYS_MANAGE)]
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")]

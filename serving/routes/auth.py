@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from anyio import from_thread
-from fastapi import APIRouter, Header, status
+from fastapi import Header, status
 
 from serving.db.models import User
 from serving.deps import ClientIP, ContextDep, CurrentPrincipal, SessionDep
 from serving.exceptions import InvalidTokenError, NotFoundError
 from serving.ratelimit import raise_if_refused
+from serving.routing import ResourceRouter
 from serving.schemas.auth import (
     LoginRequest,
     LogoutPublic,
@@ -23,7 +24,7 @@ from serving.schemas.auth import (
 from serving.schemas.common import error_responses
 from serving.services.auth import ClientInfo, credentials_error
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = ResourceRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post(

@@ -11,18 +11,19 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from serving.context import AppContext
 from serving.db.types import utcnow
 from serving.deps import ContextDep, RequirePermission, context_of
+from serving.routing import ResourceRouter
 from serving.schemas.common import error_responses
 from serving.schemas.health import DependencyState, HealthDetailed, HealthPublic, ReadyPublic
 from serving.security.credentials import Principal
 from serving.security.permissions import Permission
 from serving.services.health import Check, heartbeat_state, mlflow_state, overall, run_checks
 
-router = APIRouter(tags=["health"])
+router = ResourceRouter(tags=["health"])
 
 try:
     VERSION = version("sonicforge")

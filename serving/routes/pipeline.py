@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Path, status
+from fastapi import Path, status
 
 from serving.deps import ContextDep, RequirePermission
+from serving.routing import ResourceRouter
 from serving.schemas.common import error_responses
 from serving.schemas.pipeline import BenchmarksPublic, PipelineRunCreate, PipelineRunPublic
 from serving.security.credentials import Principal
 from serving.security.permissions import Permission
 from serving.services.benchmarks import latest_benchmarks
 
-router = APIRouter(prefix="/pipeline", tags=["pipeline"])
+router = ResourceRouter(prefix="/pipeline", tags=["pipeline"])
 
 RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")]
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, status
+from fastapi import Header, Path, Query, status
 
 from serving.deps import ContextDep, OptionalPrincipal, RequirePermission, SessionDep
 from serving.exceptions import NotFoundError
+from serving.routing import ResourceRouter
 from serving.schemas.common import error_responses
 from serving.schemas.shares import ShareCreate, ShareDetail, SharePublic
 from serving.security.credentials import Principal
 from serving.security.permissions import Permission
 from serving.services import shares
 
-router = APIRouter(prefix="/share", tags=["sharing"])
+router = ResourceRouter(prefix="/share", tags=["sharing"])
 
 Code = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,24}$", examples=["q3Zt9LmX2bVw"])]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import Path, Request, Response, status
 
 from serving.deps import (
     ContextDep,
@@ -15,6 +15,7 @@ from serving.deps import (
     context_of,
 )
 from serving.exceptions import NotFoundError
+from serving.routing import ResourceRouter
 from serving.schemas.common import error_responses
 from serving.schemas.stream import (
     ControlCreate,
@@ -30,7 +31,7 @@ from serving.security.permissions import Permission
 from serving.services.outbox import record_event
 from serving.services.stream import queue_entry, read_station, stream_status
 
-router = APIRouter(prefix="/stream", tags=["stream"])
+router = ResourceRouter(prefix="/stream", tags=["stream"])
 
 Operator = Annotated[Principal, RequirePermission(Permission.STREAM_CONTROL)]
 QueueManager = Annotated[Principal, RequirePermission(Permission.QUEUE_MANAGE)]

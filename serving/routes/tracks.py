@@ -6,12 +6,13 @@ import os
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from serving.audio import bytes_range_response
 from serving.deps import ContextDep, OptionalPrincipal, RequirePermission, SessionDep
 from serving.exceptions import NotFoundError, UnavailableError
+from serving.routing import ResourceRouter
 from serving.schemas.common import GENRE_PATTERN, TRACK_ID_PATTERN, Page, error_responses
 from serving.schemas.tracks import TrackDetail, TrackPublic
 from serving.security.credentials import Principal
@@ -19,7 +20,7 @@ from serving.security.permissions import Permission
 from serving.services import votes
 from sonicforge.errors import StorageError
 
-router = APIRouter(prefix="/tracks", tags=["tracks"])
+router = ResourceRouter(prefix="/tracks", tags=["tracks"])
 
 TrackIdPath = Annotated[str, Path(pattern=TRACK_ID_PATTERN, examples=["trk_3f9a2c1be07d4e11a2b3"])]
 Order = Literal["newest", "quality", "plays"]

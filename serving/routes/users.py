@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from sqlalchemy import func, select
 
 from serving.db.models import User
 from serving.db.types import utcnow
 from serving.deps import ContextDep, RequirePermission, SessionDep
 from serving.exceptions import ConflictError, NotFoundError
+from serving.routing import ResourceRouter
 from serving.schemas.auth import UserPublic, UserUpdate
 from serving.schemas.common import Page, error_responses
 from serving.security.credentials import Principal
 from serving.security.permissions import Permission, Role
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = ResourceRouter(prefix="/users", tags=["users"])
 
 UserId = Annotated[
     str, Path(pattern=r"^[0-9a-f-]{36}$", examples=["0192f5a0-6c1e-7b3a-9d5e-2f4a1c3b5d6e"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import Path, Query, Request, Response, status
 
 from serving.db.types import utcnow
 from serving.deps import (
@@ -16,13 +16,14 @@ from serving.deps import (
 )
 from serving.exceptions import NotFoundError
 from serving.logs import request_id_var
+from serving.routing import ResourceRouter
 from serving.schemas.common import GENRE_PATTERN, TRACK_ID_PATTERN, error_responses
 from serving.schemas.votes import Period, TopTracksPublic, VoteAggregate, VoteCreate, VotePublic
 from serving.security.credentials import Principal
 from serving.security.permissions import Permission
 from serving.services import votes
 
-router = APIRouter(tags=["votes"])
+router = ResourceRouter(tags=["votes"])
 
 Voter = Annotated[Principal, RequirePermission(Permission.VOTES_WRITE)]
 TrackIdPath = Annotated[str, Path(pattern=TRACK_ID_PATTERN, examples=["trk_3f9a2c1be07d4e11a2b3"])]
