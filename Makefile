@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/var/dagster
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench bench-generate dagster mlflow clean-var
+.PHONY: run test lint bench bench-generate bench-api api dagster mlflow clean-var
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,13 @@ mlflow: $(VENV)/.run-installed
 # download); on a GPU: BENCH_ARGS="--device cuda --batch 8 --duration 30".
 bench-generate: $(VENV)/.test-installed
 	$(BIN)/python bench/generate.py --backend musicgen --random-weights small $(BENCH_ARGS)
+
+# The API alone (migrations, then uvicorn), http://127.0.0.1:8000/docs.
+api: $(VENV)/.run-installed
+	$(BIN)/python -m cli.main serve
+
+# The API under load (two workers, loopback) against a bare Starlette
+# baseline; uses wrk when installed (apt-get install wrk), else a Python
+# load generator. BENCH_ARGS="--redis redis://127.0.0.1:6379/13" for Redis.
+bench-api: $(VENV)/.test-installed
+	$(BIN)/python bench/api.py $(BENCH_ARGS)

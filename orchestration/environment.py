@@ -32,8 +32,12 @@ def resources_for(settings: Settings | None = None) -> dict[str, Any]:
             uri=uri,
             region=opts.get("AWS_REGION"),
             endpoint_url=opts.get("AWS_ENDPOINT_URL"),
-            access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID") if "AWS_ACCESS_KEY_ID" in os.environ else opts.get("AWS_ACCESS_KEY_ID"),
-            secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY") if "AWS_SECRET_ACCESS_KEY" in os.environ else opts.get("AWS_SECRET_ACCESS_KEY"),
+            access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID")
+            if "AWS_ACCESS_KEY_ID" in os.environ
+            else opts.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY")
+            if "AWS_SECRET_ACCESS_KEY" in os.environ
+            else opts.get("AWS_SECRET_ACCESS_KEY"),
             allow_http=opts.get("AWS_ALLOW_HTTP", "").lower() == "true",
         )
     else:

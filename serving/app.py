@@ -93,14 +93,15 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     app.state.ctx = ctx
     install_error_handlers(app)
 
-    # FastAPI tries routes in order, at a few microseconds each: probes and
-    # the hottest routers go first.
-    app.include_router(health.router)
+    # FastAPI tries routes in order, at a few microseconds each: resource
+    # routers decline foreign prefixes at once (serving.routing), and the
+    # hottest go first.
     api = ResourceRouter(prefix=API_PREFIX)
     api.mounted_at = API_PREFIX
     for module in (stream, votes, tracks, shares, auth, apikeys, users, pipeline):
         include(api, module.router)
     app.include_router(api)
+    app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)
     app.state.streaming_mounted = _mount_streaming(app, settings, ctx.station)
 

@@ -33,9 +33,13 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             out["request_id"] = rid
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_") and key != "color_message":
-                out[key] = value
+        fields = record.__dict__.get("fields")
+        if isinstance(fields, dict):  # the access log's fast path: one known dict
+            out.update(fields)
+        else:
+            for key, value in record.__dict__.items():
+                if key not in _STANDARD and not key.startswith("_") and key != "color_message":
+                    out[key] = value
         if record.exc_info:
             out["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         return json.dumps(out, default=str, separators=(",", ":"))

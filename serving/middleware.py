@@ -124,11 +124,13 @@ class RequestContextMiddleware:
                 log.info(
                     "request",
                     extra={
-                        "method": scope["method"],
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                        "client": client[0] if client else None,
+                        "fields": {
+                            "method": scope["method"],
+                            "path": path,
+                            "status": status,
+                            "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                            "client": client[0] if client else None,
+                        }
                     },
                 )
             request_id_var.reset(token)

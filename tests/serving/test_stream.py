@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
+from serving.app import create_app
 from serving.context import AppContext
-from sonicforge.station import InMemoryStationState, NowPlaying, OutputStatus
+from sonicforge.station import Heartbeat, InMemoryStationState, NowPlaying, OutputStatus
 from tests.serving.conftest import Users
 from tests.serving.factories import SeededTrack
 
@@ -64,9 +67,6 @@ def test_status_reports_now_playing_listeners_uptime_and_outputs(
 def test_a_late_heartbeat_shows_as_stalled(
     client: TestClient, station: InMemoryStationState
 ) -> None:
-    station._heartbeat = None
-    from sonicforge.station import Heartbeat
-
     station._heartbeat = Heartbeat(datetime.now(UTC) - timedelta(minutes=2), {"uptime_s": 10.0})
     assert client.get("/api/v1/stream/status").json()["state"] == "stalled"
 
@@ -151,3 +151,33 @@ def test_status_is_cached_briefly_and_control_clears_it(
     op = users.create("operator")
     client.post("/api/v1/stream/control", json={"command": "start"}, headers=op.headers)
     assert client.get("/api/v1/stream/status").json()["listeners"] == 4
+
+
+def test_status_and_queue_over_the_redis_station_state(
+    make_context: Callable[..., AppContext], redis_url: str, seeded: list[SeededTrack]
+) -> None:
+    """The API and the streamer share the station through Redis in production."""
+    from sonicforge.station_redis import RedisStationState
+
+    shared = RedisStationState.from_url(
+        redis_url, prefix=f"sonicforge-test:{secrets.token_hex(4)}:"
+    )
+    streamer_side = RedisStationState.from_url(redis_url, prefix=shared.prefix)
+    ctx = make_context()
+    ctx.station = shared
+    try:
+        with TestClient(create_app(context=ctx)) as client:
+            streamer_side.set_listeners("hls", 3)
+            streamer_side.beat({"uptime_s": 5.0})
+            status = client.get("/api/v1/stream/status").json()
+            assert (status["state"], status["listeners"]) == ("on_air", 3)
+            op = Users(client, ctx).create("operator")
+            r = client.post(
+                "/api/v1/stream/queue", json={"track_id": seeded[0].track_id}, headers=op.headers
+            )
+            assert r.status_code == 201
+            assert [e.track_id for e in streamer_side.queue()] == [seeded[0].track_id]
+            client.post("/api/v1/stream/control", json={"command": "skip"}, headers=op.headers)
+            assert [c.command for c in streamer_side.commands_since(0)] == ["skip"]
+    finally:
+        shared.clear()
