@@ -29,6 +29,7 @@ from orchestration.config import GenerationConfig
 from orchestration.partitions import batch_partitions
 from orchestration.resources import GeneratorResource, LakehouseResource
 from sonicforge.errors import StorageError
+from sonicforge.lakehouse import Lakehouse
 
 GROUP = "tracks"
 
@@ -39,6 +40,11 @@ def _preview(rows: list[dict[str, Any]], columns: list[str], limit: int = 10) ->
         "| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |\n" for r in rows[:limit]
     )
     return dg.MetadataValue.md(head + body if rows else "_no rows_")
+
+
+def _batch_rows(lh: Lakehouse, table: str, batch_id: str) -> dict[str, dict[str, Any]]:
+    """The batch's rows of ``table`` by track id."""
+    return {r["track_id"]: r for r in lh.read(table, where={"batch_id": batch_id}).to_pylist()}
 
 
 def _fmt(value: Any) -> str:
@@ -75,11 +81,7 @@ def generated_tracks(
         track_id_for(batch_id=batch_id, index=i, genre=s.genre, seed=seed + i, backend=backend.name)
         for i, s in enumerate(specs)
     ]
-    existing = set(
-        lh.read("tracks", columns=["track_id"], where={"batch_id": batch_id})[
-            "track_id"
-        ].to_pylist()
-    )
+    existing = lh.ids("tracks", where={"batch_id": batch_id})
     todo = [(ids[i], spec, seed + i) for i, spec in enumerate(specs) if ids[i] not in existing]
     # The batch's MLflow run opens before anything can fail (even locating
     # the model's weights), so the rows carry its id and a failed batch is
@@ -166,11 +168,7 @@ def track_scores(
     batch_id = context.partition_key
     lh = lakehouse.open()
     tracks = lh.read("tracks", where={"batch_id": batch_id}).to_pylist()
-    done = set(
-        lh.read("track_scores", columns=["track_id"], where={"batch_id": batch_id})[
-            "track_id"
-        ].to_pylist()
-    )
+    done = lh.ids("track_scores", where={"batch_id": batch_id})
     jobs = []
     for t in tracks:
         if t["track_id"] in done:
@@ -231,13 +229,9 @@ def mastered_tracks(
     """Passing tracks mastered to −14 LUFS / −1 dBTP, as a FLAC master and an MP3 rendition."""
     batch_id = context.partition_key
     lh = lakehouse.open()
-    tracks = {t["track_id"]: t for t in lh.read("tracks", where={"batch_id": batch_id}).to_pylist()}
+    tracks = _batch_rows(lh, "tracks", batch_id)
     scores = lh.read("track_scores", where={"batch_id": batch_id}).to_pylist()
-    done = set(
-        lh.read("mastered_tracks", columns=["track_id"], where={"batch_id": batch_id})[
-            "track_id"
-        ].to_pylist()
-    )
+    done = lh.ids("mastered_tracks", where={"batch_id": batch_id})
     jobs = []
     for s in scores:
         if s["passed"] and s["track_id"] not in done:
@@ -288,10 +282,8 @@ def rotation(
     """Mastered, passing tracks of the batch made eligible to air, weighted by quality."""
     batch_id = context.partition_key
     lh = lakehouse.open()
-    tracks = {t["track_id"]: t for t in lh.read("tracks", where={"batch_id": batch_id}).to_pylist()}
-    scores = {
-        s["track_id"]: s for s in lh.read("track_scores", where={"batch_id": batch_id}).to_pylist()
-    }
+    tracks = _batch_rows(lh, "tracks", batch_id)
+    scores = _batch_rows(lh, "track_scores", batch_id)
     masters = lh.read("mastered_tracks", where={"batch_id": batch_id}).to_pylist()
     now = datetime.now(UTC)
     rows = [

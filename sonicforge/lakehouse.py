@@ -140,6 +140,11 @@ class Lakehouse:
             )
         return table.select(list(columns)) if columns else table
 
+    def ids(self, name: str, *, where: Mapping[str, Any] | None = None) -> set[Any]:
+        """The key values present in ``name`` (single-column keys)."""
+        (key,) = contract(name).key
+        return set(self.read(name, columns=[key], where=where)[key].to_pylist())
+
     def count(self, name: str) -> int:
         dt = self._open(name)
         return 0 if dt is None else dt.count()
