@@ -38,6 +38,9 @@ lint: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/api.py
+	$(BIN)/python bench/generate.py --backend procedural --duration 60
 
 dagster: $(VENV)/.run-installed
 	mkdir -p $(DAGSTER_HOME)
