@@ -123,6 +123,26 @@ def seed(root: Path, database: str, tracks: int, users: int) -> list[str]:
     return ids
 
 
+def pg_schema_url(url: str, schema: str) -> str:
+    """A fresh schema of its own, so the run leaves the database as it was."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+def drop_pg_schema(url: str, schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -234,9 +254,12 @@ def main() -> int:
     pairs: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {}
 
     tmp = Path(tempfile.mkdtemp(prefix="sonicforge-bench-api-"))
+    schema = f"sonicforge_bench_{os.getpid()}"
     procs: list[subprocess.Popen[bytes]] = []
     try:
         database = args.database or f"sqlite:///{tmp / 'app.db'}"
+        if database.startswith("postgresql"):
+            database = pg_schema_url(database, schema)
         ids = seed(tmp, database, args.tracks, users=50)
         api_port, base_port = free_port(), free_port()
         env = {
@@ -300,6 +323,8 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+        if args.database and args.database.startswith("postgresql"):
+            drop_pg_schema(args.database, schema)
 
     generator = "wrk" if shutil.which("wrk") else "python/httpx (generator-bound)"
     print(f"\nAPI benchmark: 2 uvicorn workers on loopback, {connections} connections, "

@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from serving.context import AppContext, build_context
 from serving.errors import install_error_handlers
+from serving.hot import VERSION, HotPathMiddleware
 from serving.logs import configure_logging
 from serving.middleware import RateLimitMiddleware, RequestContextMiddleware
 from serving.openapi import TAGS, custom_openapi
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
 
     app = FastAPI(
         title="SonicForge API",
-        version=health.VERSION,
+        version=VERSION,
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     app.state.streaming_mounted = _mount_streaming(app, settings, ctx.station)
 
     # add_middleware wraps: the last added runs first.
+    app.add_middleware(HotPathMiddleware, context=lambda: ctx)
     app.add_middleware(RateLimitMiddleware, context=lambda: ctx)
     if settings.cors_origins:
         app.add_middleware(

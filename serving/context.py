@@ -76,6 +76,7 @@ class AppContext:
         self.votes = VoteWriter(self.db)
 
     async def start(self) -> None:
+        self.db.start_checkpointer()
         self.votes.start()
         self.limiter = RateLimiter(
             self.settings.redis_url, key_prefix=self.settings.rate_limit_key_prefix

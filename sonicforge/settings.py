@@ -241,13 +241,14 @@ class Settings(BaseSettings):
     def check_serving(self) -> None:
         """Refuse serving settings that are unsafe where they are used."""
         secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
-        if self.environment != "development":
-            if not secret or secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 32:
-                raise ConfigurationError(
-                    "SONICFORGE_JWT_SECRET must be a random key of at least 32 characters "
-                    f"outside development (environment is {self.environment!r}); "
-                    'generate one with: python -c "import secrets; print(secrets.token_hex(32))"'
-                )
+        if self.environment != "development" and (
+            not secret or secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 32
+        ):
+            raise ConfigurationError(
+                "SONICFORGE_JWT_SECRET must be a random key of at least 32 characters "
+                f"outside development (environment is {self.environment!r}); "
+                'generate one with: python -c "import secrets; print(secrets.token_hex(32))"'
+            )
         if self.bcrypt_rounds < 12 and self.environment != "test":
             raise ConfigurationError(
                 f"SONICFORGE_BCRYPT_ROUNDS={self.bcrypt_rounds} is allowed only in tests; "

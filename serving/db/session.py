@@ -7,7 +7,9 @@ backend. The same models and migrations serve both.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("serving.db")
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -31,6 +35,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     # Two workers write the same file: wait for the lock rather than fail.
     cur.execute("PRAGMA busy_timeout=5000")
+    # Checkpoints (which fsync) are the background checkpointer's job; a
+    # writer only checkpoints if the log grows past ~40 MB without one.
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
 
 
@@ -64,6 +71,7 @@ class Database:
         self.schema = schema
         self.engine = create_db_engine(url, schema=schema)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._checkpointer: tuple[threading.Event, threading.Thread] | None = None
 
     @property
     def backend(self) -> str:
@@ -78,10 +86,38 @@ class Database:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
+    def start_checkpointer(self, interval_s: float = 1.0) -> None:
+        """SQLite only: copy the write-ahead log into the database file every
+        ``interval_s`` from a thread of its own (PASSIVE: writers go on), so
+        no request waits for a checkpoint's fsync."""
+        if self.backend != "sqlite" or self._checkpointer is not None:
+            return
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval_s):
+                try:
+                    with self.engine.connect() as conn:
+                        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception:  # busy or closing: the next round retries
+                    log.debug("checkpoint skipped", exc_info=True)
+
+        thread = threading.Thread(target=run, name="sqlite-checkpointer", daemon=True)
+        thread.start()
+        self._checkpointer = (stop, thread)
+
+    def stop_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            stop, thread = self._checkpointer
+            stop.set()
+            thread.join(timeout=10)
+            self._checkpointer = None
+
     def migrate(self) -> None:
         migrate(self.url, schema=self.schema, engine=self.engine)
 
     def dispose(self) -> None:
+        self.stop_checkpointer()
         self.engine.dispose()
 
 

@@ -7,7 +7,6 @@ answer; ``/health/detailed`` times every dependency, for operators.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import anyio
@@ -16,6 +15,7 @@ from fastapi import Request, Response
 from serving.context import AppContext
 from serving.db.types import utcnow
 from serving.deps import ContextDep, RequirePermission, context_of
+from serving.hot import health_body
 from serving.routing import ResourceRouter
 from serving.schemas.common import error_responses
 from serving.schemas.health import DependencyState, HealthDetailed, HealthPublic, ReadyPublic
@@ -24,11 +24,6 @@ from serving.security.permissions import Permission
 from serving.services.health import Check, heartbeat_state, mlflow_state, overall, run_checks
 
 router = ResourceRouter(tags=["health"])
-
-try:
-    VERSION = version("sonicforge")
-except PackageNotFoundError:  # running from a checkout that is not installed
-    VERSION = "0.0.0"
 
 
 def checks(ctx: AppContext, *, required_only: bool = False) -> list[Check]:
@@ -76,12 +71,8 @@ def checks(ctx: AppContext, *, required_only: bool = False) -> list[Check]:
     "/health", response_model=HealthPublic, responses=error_responses(429), summary="Is the API up"
 )
 async def read_health(request: Request) -> Response:
-    # The hottest route: no dependency to solve, and a body built once.
-    ctx = context_of(request)
-    if ctx.health_body is None:
-        health = HealthPublic(version=VERSION, environment=ctx.settings.environment)
-        ctx.health_body = health.model_dump_json().encode()
-    return Response(ctx.health_body, media_type="application/json")
+    """Served by ``serving.hot`` in the common case; this route documents it."""
+    return Response(health_body(context_of(request)), media_type="application/json")
 
 
 @router.get(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 from fastapi import Path, Request, Response, status
 
 from serving.deps import (
@@ -15,6 +14,7 @@ from serving.deps import (
     context_of,
 )
 from serving.exceptions import NotFoundError
+from serving.hot import stream_status_body
 from serving.routing import ResourceRouter
 from serving.schemas.common import error_responses
 from serving.schemas.stream import (
@@ -29,7 +29,7 @@ from serving.schemas.stream import (
 from serving.security.credentials import Principal
 from serving.security.permissions import Permission
 from serving.services.outbox import record_event
-from serving.services.stream import queue_entry, read_station, stream_status
+from serving.services.stream import queue_entry
 
 router = ResourceRouter(prefix="/stream", tags=["stream"])
 
@@ -45,14 +45,9 @@ EntryId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     summary="Now playing, listeners, uptime and outputs",
 )
 async def read_stream_status(request: Request) -> Response:
-    ctx = context_of(request)  # a hot public read: no dependency to solve
-    view = ctx.status_cache.get("view")
-    if view is None:
-        view = ctx.status_cache.set(
-            "view", await anyio.to_thread.run_sync(read_station, ctx.station)
-        )
-    # Built from typed data of our own: rendered directly, not validated twice.
-    return Response(stream_status(view).model_dump_json().encode(), media_type="application/json")
+    """Served by ``serving.hot`` in the common case; this route documents it."""
+    body = await stream_status_body(context_of(request))
+    return Response(body, media_type="application/json")
 
 
 @router.post(

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Path, Query, Request, Response, status
 
-from serving.db.types import utcnow
 from serving.deps import (
     ContextDep,
     OptionalPrincipal,
@@ -15,6 +14,7 @@ from serving.deps import (
     context_of,
 )
 from serving.exceptions import NotFoundError
+from serving.hot import top_tracks_body
 from serving.logs import request_id_var
 from serving.routing import ResourceRouter
 from serving.schemas.common import GENRE_PATTERN, TRACK_ID_PATTERN, error_responses
@@ -41,34 +41,11 @@ async def read_top_tracks(
     period: Period = "week",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
-    """Cached for a few seconds per worker (``top_tracks_cache_s``) and
-    recomputed at once when the lakehouse's track tables move."""
-    ctx = context_of(request)  # a hot public read: no dependency to solve
-    snapshot = await ctx.catalog.asnapshot()
-    key = (genre, period, limit, snapshot.versions)
-
-    def compute() -> bytes:
-        with ctx.db.session() as session:
-            prior, items = votes.top_tracks(
-                session,
-                snapshot.tracks,
-                genre=genre,
-                period=period,
-                limit=limit,
-                prior_votes=ctx.settings.top_tracks_prior_votes,
-            )
-        chart = TopTracksPublic(
-            genre=genre,
-            period=period,
-            prior_mean=round(prior, 4),
-            prior_votes=ctx.settings.top_tracks_prior_votes,
-            items=items,
-            generated_at=utcnow(),
-        )
-        return chart.model_dump_json().encode()
-
-    # The cache holds the rendered chart: a hit costs no serialization.
-    return Response(await ctx.top_cache.get(key, compute), media_type="application/json")
+    """Cached for a few seconds per worker (``top_tracks_cache_s``), served
+    stale while it refreshes, and recomputed at once when the lakehouse's
+    track tables move. Served by ``serving.hot`` in the common case."""
+    body = await top_tracks_body(context_of(request), genre, period, limit)
+    return Response(body, media_type="application/json")
 
 
 @router.post(

@@ -193,3 +193,36 @@ def test_the_chart_is_cached_until_its_ttl(
         assert client.get("/api/v1/top-tracks").json()["items"] == []  # cached
         ctx.top_cache.clear()
         assert len(client.get("/api/v1/top-tracks").json()["items"]) == 1
+
+
+def test_the_hot_path_and_the_route_answer_alike(
+    client: TestClient, users: Users, seeded: list[SeededTrack]
+) -> None:
+    """Plain chart queries are answered before FastAPI's routing
+    (serving.hot); anything else reaches the route. Both must agree."""
+    from serving.hot import chart_query
+
+    _vote(client, users.create(), seeded[0].track_id, stars=5)
+    hot = client.get("/api/v1/top-tracks", params={"genre": "house", "period": "all", "limit": 5})
+    # An extra parameter is not understood by the hot path: FastAPI answers.
+    routed = client.get(
+        "/api/v1/top-tracks", params={"genre": "house", "period": "all", "limit": 5, "x": 1}
+    )
+    assert hot.status_code == routed.status_code == 200
+    strip = lambda body: {k: v for k, v in body.items() if k != "generated_at"}  # noqa: E731
+    assert strip(hot.json()) == strip(routed.json())
+    assert hot.json()["items"][0]["track_id"] == seeded[0].track_id
+    assert hot.headers["x-ratelimit-limit"] and hot.headers["x-frame-options"] == "DENY"
+    assert chart_query(b"genre=house&period=all&limit=5") == ("house", "all", 5)
+    assert chart_query(b"") == (None, "week", 20)
+    for bad in (
+        b"limit=0",
+        b"limit=101",
+        b"limit=x",
+        b"period=decade",
+        b"genre=A+B",
+        b"genre=a&genre=b",
+        b"x=1",
+    ):
+        assert chart_query(bad) is None, bad
+    assert client.get("/api/v1/top-tracks", params={"limit": 101}).status_code == 422
