@@ -40,6 +40,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"lakehouse: {lh.root_uri} (tables: {', '.join(names)})")
     print(f"dagster home: {home}")
     print(f"duckdb file: {settings.resolved_duckdb_path}")
+    from analytics.sql import delta_extension_path
+
+    ext = delta_extension_path()
+    if ext is not None:
+        # A plain DuckDB 1.4.4 shell cannot download the extension offline.
+        print(f"in a duckdb shell, first run: LOAD '{ext}';")
     return 0
 
 

@@ -8,6 +8,7 @@ from assets.tracks import generated_tracks, mastered_tracks, rotation, track_sco
 from orchestration.checks import track_checks
 from orchestration.environment import resources_for
 from orchestration.jobs import generate_tracks_job
+from orchestration.maintenance import lakehouse_maintenance_job, lakehouse_maintenance_schedule
 from orchestration.sensors import air_feed_sensor
 
 
@@ -17,7 +18,8 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[generated_tracks, track_scores, mastered_tracks, rotation],
         asset_checks=track_checks,
-        jobs=[generate_tracks_job],
+        jobs=[generate_tracks_job, lakehouse_maintenance_job],
+        schedules=[lakehouse_maintenance_schedule],
         sensors=[air_feed_sensor],
         resources=resources_for(),
     )

@@ -154,8 +154,22 @@ class Lakehouse:
         return None if dt is None else dt.version()
 
     def compact(self, name: str) -> dict[str, Any]:
+        """Merge small files (append-heavy tables collect many)."""
         dt = self._open(name)
         return {} if dt is None else dict(dt.optimize.compact())
+
+    def vacuum(self, name: str, *, retention_hours: int = 168) -> list[str]:
+        """Delete files no version younger than ``retention_hours`` uses."""
+        dt = self._open(name)
+        if dt is None:
+            return []
+        # The retention is the caller's explicit choice; delta-rs would
+        # otherwise refuse anything under the table's 7-day default.
+        return list(
+            dt.vacuum(
+                retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
+            )
+        )
 
     def dataset(self, name: str) -> Any:
         """A pyarrow dataset over the table's current version (for engines
