@@ -1,10 +1,12 @@
-"""The app factory: ``uvicorn --factory serving.app:create_app``.
+"""The app factory: ``uvicorn --factory serving.app:create_app`` (or
+``sonicforge serve``, which migrates first).
 
 Middleware, outermost first: request context (request id, JSON access log,
-security headers, the last-resort error body), CORS from settings, rate
-limits. Routers live under /api/v1; health endpoints also at the root for
-probes. The streaming service's /stream.mp3 and /hls routes are mounted
-when ``streaming.http`` is importable.
+security headers, body-size limit, the last-resort error body), CORS from
+settings, rate limits, then the hot path for the three most-polled reads
+(``serving.hot``). Routers live under /api/v1; health endpoints at the
+root too, for probes. The streaming service's /stream.mp3 and /hls routes
+are mounted when ``streaming.http`` is importable.
 """
 
 from __future__ import annotations

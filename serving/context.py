@@ -64,14 +64,14 @@ class AppContext:
     limiter: RateLimiter = field(init=False)
     redis: Any = None
     top_cache: RefreshingCache[bytes] = field(init=False)
-    status_cache: TTLCache[StationView] = field(init=False)
+    status_cache: RefreshingCache[StationView] = field(init=False)
     health_body: bytes | None = None
     principals: TTLCache[Principal] = field(init=False)
     votes: VoteWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.top_cache = RefreshingCache(self.settings.top_tracks_cache_s)
-        self.status_cache = TTLCache(STREAM_STATUS_CACHE_S, max_entries=4)
+        self.status_cache = RefreshingCache(STREAM_STATUS_CACHE_S, max_entries=4)
         self.principals = TTLCache(PRINCIPAL_CACHE_S, max_entries=10_000)
         self.votes = VoteWriter(self.db)
 

@@ -19,7 +19,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, get_args
 from urllib.parse import parse_qsl
 
-import anyio
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -52,11 +51,9 @@ def health_body(ctx: AppContext) -> bytes:
 
 
 async def stream_status_body(ctx: AppContext) -> bytes:
-    view = ctx.status_cache.get("view")
-    if view is None:
-        view = ctx.status_cache.set(
-            "view", await anyio.to_thread.run_sync(read_station, ctx.station)
-        )
+    # Re-read at most once a second, in the background while the last read
+    # keeps serving; positions are extrapolated to now on every response.
+    view = await ctx.status_cache.get("view", lambda: read_station(ctx.station))
     # Typed data of our own: rendered directly, not validated a second time.
     return stream_status(view).model_dump_json().encode()
 

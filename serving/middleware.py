@@ -38,6 +38,8 @@ DOCS_CSP = (
     "https://fastapi.tiangolo.com; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/redoc")
+MAX_BODY_BYTES = 64 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
     (b"x-frame-options", b"DENY"),
@@ -61,6 +63,20 @@ def raw_header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
             return str(value.decode("latin-1"))
+    return None
+
+
+def body_refusal(scope: Scope) -> tuple[int, str, str] | None:
+    """Request bodies are small JSON documents: one declared larger than
+    ``MAX_BODY_BYTES``, or of undeclared length, is refused before it is
+    read (413 / 411)."""
+    length = raw_header(scope, b"content-length")
+    if length is None:
+        if raw_header(scope, b"transfer-encoding"):
+            return 411, "length_required", "send a Content-Length with the request body"
+        return None
+    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        return 413, "payload_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
     return None
 
 
@@ -93,6 +109,16 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            refusal = body_refusal(scope) if scope["method"] in BODY_METHODS else None
+            if refusal is not None:
+                status_code, code, message = refusal
+                await send_wrapper(
+                    {"type": "http.response.start", "status": status_code,
+                     "headers": [(b"content-type", b"application/json")]}
+                )  # fmt: skip
+                await send({"type": "http.response.body",
+                            "body": error_body(status_code, code, message, request_id)})  # fmt: skip
+                return
             await self.app(scope, receive, send_wrapper)
         except Exception:
             # Logged here with the traceback; the client gets the uniform

@@ -327,3 +327,20 @@ def test_cors_allows_only_the_configured_origins(make_context: Callable[..., App
         )
         assert bad.status_code == 400
         assert "access-control-allow-origin" not in bad.headers
+
+
+def test_oversized_or_unsized_bodies_are_refused_unread(client: TestClient) -> None:
+    big = client.post("/api/v1/auth/login", content=b"{" + b" " * 70_000 + b"}",
+                      headers={"Content-Type": "application/json"})  # fmt: skip
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "payload_too_large"
+    assert big.headers["x-frame-options"] == "DENY"
+
+    def chunks() -> Any:
+        yield b'{"email": "a@example.com", '
+        yield b'"password": "x"}'
+
+    unsized = client.post(
+        "/api/v1/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert unsized.status_code == 411

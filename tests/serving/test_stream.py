@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from serving.cache import RefreshingCache
 from serving.context import AppContext
 from sonicforge.station import Heartbeat, InMemoryStationState, NowPlaying, OutputStatus
 from tests.serving.conftest import Users
@@ -145,9 +146,10 @@ def test_listeners_cannot_manage_the_queue(
 def test_status_is_cached_briefly_and_control_clears_it(
     client: TestClient, ctx: AppContext, users: Users, station: InMemoryStationState
 ) -> None:
+    ctx.status_cache = RefreshingCache(3600.0, max_entries=4)  # no expiry during the test
     assert client.get("/api/v1/stream/status").json()["listeners"] == 0
     station.set_listeners("hls", 4)
-    assert client.get("/api/v1/stream/status").json()["listeners"] == 0  # within the second
+    assert client.get("/api/v1/stream/status").json()["listeners"] == 0  # still cached
     op = users.create("operator")
     client.post("/api/v1/stream/control", json={"command": "start"}, headers=op.headers)
     assert client.get("/api/v1/stream/status").json()["listeners"] == 4

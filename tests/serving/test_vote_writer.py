@@ -25,8 +25,8 @@ def _users(database: Database, n: int) -> list[str]:
         return [u.id for u in users]
 
 
-def test_concurrent_votes_commit_together_and_a_bad_one_fails_alone(database: Database) -> None:
-    ids = _users(database, 40)
+def _cast(database: Database, ids: list[str], *, bad: int | None) -> tuple[list[object], int]:
+    """Submit one vote per user at once; returns the outcomes and commits."""
     writer = VoteWriter(database)
     writer.start()
 
@@ -36,7 +36,7 @@ def test_concurrent_votes_commit_together_and_a_bad_one_fails_alone(database: Da
                 user_id=uid,
                 track_id=f"trk_{i % 5}",
                 genre="house",
-                stars=9 if i == 7 else (i % 5) + 1,  # 9 breaks the stars check
+                stars=9 if i == bad else (i % 5) + 1,  # 9 breaks the stars check
                 direction=None,
                 properties={},
                 request_id=f"r{i}",
@@ -46,9 +46,22 @@ def test_concurrent_votes_commit_together_and_a_bad_one_fails_alone(database: Da
         return await asyncio.gather(*votes, return_exceptions=True)
 
     try:
-        results = asyncio.run(scenario())
+        return asyncio.run(scenario()), writer.batches
     finally:
         writer.stop()
+
+
+def test_concurrent_votes_share_commits(database: Database) -> None:
+    results, batches = _cast(database, _users(database, 40), bad=None)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert batches < 20  # queued together, written together (usually one or two commits)
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(Vote)) == 40
+        assert s.scalar(select(func.count()).where(OutboxEvent.type == "vote")) == 40
+
+
+def test_a_bad_vote_fails_alone(database: Database) -> None:
+    results, _ = _cast(database, _users(database, 40), bad=7)
     failures = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
     assert failures == [7]
     assert isinstance(results[7], IntegrityError)
