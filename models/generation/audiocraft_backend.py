@@ -21,13 +21,14 @@ from models.errors import InvalidSpecError, ModelUnavailableError
 from models.generation.base import GeneratedTrack, GenerationBackend, TrackSpec
 from models.generation.musicgen import (
     DEFAULT_MODEL,
-    MAX_DURATION_S,
     MAX_WINDOW_S,
     canonical_model_id,
+    check_generation_options,
     missing_weights_message,
     select_device,
+    validate_prompt_specs,
 )
-from models.generation.prompts import PROMPT_TEMPLATE_VERSION, build_prompt, normalize_genre
+from models.generation.prompts import PROMPT_TEMPLATE_VERSION, build_prompt
 from models.generation.windowing import fit_length, resample
 
 AUDIOCRAFT_PINS = "torch==2.1.0, torchaudio<2.1.2, xformers<0.0.23, av==11.0.0"
@@ -89,10 +90,13 @@ class AudiocraftBackend(GenerationBackend):
                 f"need 0 <= context_s < window_s <= {MAX_WINDOW_S:g}; got context_s={context_s:g}, "
                 f"window_s={window_s:g}"
             )
-        if batch_size < 1:
-            raise InvalidSpecError(f"value {batch_size} for 'batch_size' must be >= 1")
-        if channels not in (1, 2):
-            raise InvalidSpecError(f"value {channels} for 'channels' is not allowed; allowed: 1, 2")
+        check_generation_options(
+            guidance_scale=guidance_scale,
+            temperature=temperature,
+            top_k=top_k,
+            batch_size=batch_size,
+            channels=channels,
+        )
         self._model_id = canonical_model_id(model or DEFAULT_MODEL)
         self.requested_device = device
         self.guidance_scale = float(guidance_scale)
@@ -142,17 +146,9 @@ class AudiocraftBackend(GenerationBackend):
         return self._model
 
     def validate(self, specs: Sequence[TrackSpec], *, duration_s: float) -> list[TrackSpec]:
-        if not 0 < duration_s <= MAX_DURATION_S:
-            raise InvalidSpecError(
-                f"value {duration_s:g} for 'duration_s' is out of range (0, {MAX_DURATION_S:g}]"
-            )
-        out = [
-            TrackSpec(normalize_genre(s.genre), s.bpm, s.musical_key, s.mood, s.prompt)
-            for s in specs
-        ]
-        for i, s in enumerate(out):
-            build_prompt(s, seed=i, version=self.prompt_version)
-        return out
+        return validate_prompt_specs(
+            specs, duration_s=duration_s, prompt_version=self.prompt_version
+        )
 
     def generate(
         self, specs: Sequence[TrackSpec], *, duration_s: float, seed: int

@@ -11,6 +11,7 @@ to the 44.1 kHz the masters use.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
@@ -253,6 +254,39 @@ def load_model(
 # -- the backend --------------------------------------------------------------
 
 
+def check_generation_options(
+    *, guidance_scale: float, temperature: float, top_k: int, batch_size: int, channels: int
+) -> None:
+    """Sampling and output options shared by every MusicGen implementation."""
+    if guidance_scale < 1.0:
+        raise InvalidSpecError(
+            f"value {guidance_scale:g} for 'guidance_scale' must be >= 1 (1 disables guidance)"
+        )
+    if temperature <= 0:
+        raise InvalidSpecError(f"value {temperature:g} for 'temperature' must be > 0")
+    if top_k < 0:
+        raise InvalidSpecError(f"value {top_k} for 'top_k' must be >= 0 (0 disables top-k)")
+    if batch_size < 1:
+        raise InvalidSpecError(f"value {batch_size} for 'batch_size' must be >= 1")
+    if channels not in (1, 2):
+        raise InvalidSpecError(f"value {channels} for 'channels' is not allowed; allowed: 1, 2")
+
+
+def validate_prompt_specs(
+    specs: Sequence[TrackSpec], *, duration_s: float, prompt_version: str
+) -> list[TrackSpec]:
+    """Check the duration, normalise genres, and build each prompt once so
+    that a bpm out of the genre's range fails before any model loads."""
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise InvalidSpecError(
+            f"value {duration_s:g} for 'duration_s' is out of range (0, {MAX_DURATION_S:g}]"
+        )
+    out = [dataclasses.replace(s, genre=normalize_genre(s.genre)) for s in specs]
+    for i, spec in enumerate(out):
+        build_prompt(spec, seed=i, version=prompt_version)
+    return out
+
+
 class MusicGenBackend(GenerationBackend):
     """MusicGen (small, medium, large, melody) via ``transformers``."""
 
@@ -281,14 +315,13 @@ class MusicGenBackend(GenerationBackend):
         prompt_version: str = PROMPT_TEMPLATE_VERSION,
         on_window: Callable[[Window, np.ndarray], None] | None = None,
     ) -> None:
-        if guidance_scale < 1.0:
-            raise InvalidSpecError(
-                f"value {guidance_scale:g} for 'guidance_scale' must be >= 1 (1 disables guidance)"
-            )
-        if temperature <= 0:
-            raise InvalidSpecError(f"value {temperature:g} for 'temperature' must be > 0")
-        if top_k < 0:
-            raise InvalidSpecError(f"value {top_k} for 'top_k' must be >= 0 (0 disables top-k)")
+        check_generation_options(
+            guidance_scale=guidance_scale,
+            temperature=temperature,
+            top_k=top_k,
+            batch_size=batch_size,
+            channels=channels,
+        )
         if not 0 < window_s <= MAX_WINDOW_S:
             raise InvalidSpecError(
                 f"value {window_s:g} for 'window_s' is out of range (0, {MAX_WINDOW_S:g}]"
@@ -301,10 +334,6 @@ class MusicGenBackend(GenerationBackend):
             raise InvalidSpecError(
                 f"value {crossfade_s:g} for 'crossfade_s' must be in [0, context_s={context_s:g}]"
             )
-        if batch_size < 1:
-            raise InvalidSpecError(f"value {batch_size} for 'batch_size' must be >= 1")
-        if channels not in (1, 2):
-            raise InvalidSpecError(f"value {channels} for 'channels' is not allowed; allowed: 1, 2")
         self.requested_model = model
         self.musicgen_path = musicgen_path
         self.cache_dir = cache_dir
@@ -398,22 +427,9 @@ class MusicGenBackend(GenerationBackend):
 
     # -- requests ------------------------------------------------------------
     def validate(self, specs: Sequence[TrackSpec], *, duration_s: float) -> list[TrackSpec]:
-        if not 0 < duration_s <= MAX_DURATION_S:
-            raise InvalidSpecError(
-                f"value {duration_s:g} for 'duration_s' is out of range (0, {MAX_DURATION_S:g}]"
-            )
-        out = []
-        for i, spec in enumerate(specs):
-            normalized = TrackSpec(
-                genre=normalize_genre(spec.genre),
-                bpm=spec.bpm,
-                musical_key=spec.musical_key,
-                mood=spec.mood,
-                prompt=spec.prompt,
-            )
-            build_prompt(normalized, seed=i, version=self.prompt_version)  # bpm range check
-            out.append(normalized)
-        return out
+        return validate_prompt_specs(
+            specs, duration_s=duration_s, prompt_version=self.prompt_version
+        )
 
     def generate(
         self, specs: Sequence[TrackSpec], *, duration_s: float, seed: int
