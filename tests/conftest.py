@@ -55,3 +55,15 @@ def redis_url() -> str:
     if not url:
         pytest.skip("SONICFORGE_TEST_REDIS_URL is not set; .ci/run sets it to the CI Redis")
     return url
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models' matrices are too small to share out; on a busy machine
+    extra torch threads only spin and wait."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -4,7 +4,6 @@ audiocraft implementation where it imports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +34,7 @@ SR = 32000
 HOP = 640  # samples per MusicGen frame at 32 kHz (50 Hz)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """The tiny model's matrices are too small to share out; on a busy
-    machine extra threads only spin and wait."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

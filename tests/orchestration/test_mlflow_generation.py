@@ -5,7 +5,6 @@ MusicGen switches the backend of the next run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -23,26 +22,12 @@ from orchestration.resources import (
 )
 from sonicforge.lakehouse import Lakehouse
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """The tiny model's matrices are too small to share out; on a busy
-    machine extra threads only spin and wait."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> tuple[Path, LocalMLflowResource]:
-    mlflow = LocalMLflowResource(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        artifact_root=str(tmp_path / "mlartifacts"),
-    )
-    return tmp_path / "lake", mlflow
+def stores(tmp_path: Path, mlflow_local: LocalMLflowResource) -> tuple[Path, LocalMLflowResource]:
+    return tmp_path / "lake", mlflow_local
 
 
 def _run(

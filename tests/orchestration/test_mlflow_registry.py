@@ -4,7 +4,6 @@ embedded SQLite store in a temporary directory."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -24,25 +23,7 @@ from orchestration.resources import (
 )
 from sonicforge.settings import Settings
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """The tiny model's matrices are too small to share out; on a busy
-    machine extra threads only spin and wait."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def mlflow_local(tmp_path: Path) -> LocalMLflowResource:
-    return LocalMLflowResource(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        artifact_root=str(tmp_path / "mlartifacts"),
-    )
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
