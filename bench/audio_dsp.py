@@ -29,30 +29,12 @@ from models.features import spectral_features  # noqa: E402
 from models.loudness import measure_loudness, true_peak  # noqa: E402
 from models.mastering import master_audio  # noqa: E402
 from models.scoring import score_audio  # noqa: E402
+from tests import signals  # noqa: E402
 
 
 def dance_mix(sample_rate: int, seconds: float, bpm: float = 128.0) -> np.ndarray:
-    """Kick, off-beat hats, bass and a detuned pad; peaks at -6 dBFS."""
-    rng = np.random.default_rng(0)
-    n = int(sample_rate * seconds)
-    t = np.arange(n) / sample_rate
-    beat = 60.0 / bpm
-    out = np.zeros((2, n), dtype=np.float32)
-    kt = np.arange(int(0.35 * sample_rate)) / sample_rate
-    kick = np.sin(2 * np.pi * (45 * kt + (110 / 25) * (1 - np.exp(-25 * kt)))) * np.exp(-9 * kt)
-    hat = np.diff(rng.standard_normal(int(0.05 * sample_rate)), prepend=0.0)
-    hat *= np.exp(-np.arange(hat.size) / (0.01 * sample_rate))
-    for start in np.arange(0.0, seconds, beat):
-        for at, sound, gain in ((start, kick, 0.9), (start + beat / 2, hat, 0.25)):
-            i = round(at * sample_rate)
-            piece = sound[: max(0, min(sound.size, n - i))]
-            out[:, i : i + piece.size] += gain * piece
-    out += (sum(np.sin(2 * np.pi * 55.0 * k * t) / k for k in range(1, 6)) * 0.25) * (
-        (t / beat) % 1 > 0.5
-    )
-    for hz in (220.0, 261.6, 329.6):
-        out[0] += 0.06 * np.sin(2 * np.pi * hz * 1.002 * t)
-        out[1] += 0.06 * np.sin(2 * np.pi * hz * 0.998 * t + 0.3)
+    """The tests' synthetic dance mix, peaking at -6 dBFS."""
+    out = signals.dance_mix(sample_rate, seconds, bpm=bpm).astype(np.float32)
     return out * np.float32(0.5 / np.abs(out).max())
 
 

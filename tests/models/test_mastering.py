@@ -22,6 +22,7 @@ from models.mastering import (
     master_audio,
 )
 from models.scoring import score_audio
+from tests.signals import dance_mix
 
 RATES = (32000, 44100, 48000)
 CHANNELS = (1, 2)
@@ -30,29 +31,9 @@ GENRES = (*GENRE_CHAINS, "polka")  # the last has no chain of its own: the defau
 
 @cache
 def _mix(sample_rate: int, channels: int, peak: float, seconds: float = 8.0) -> np.ndarray:
-    """A deterministic dance-like mix at 128 BPM: kick, off-beat hats, bass
-    and a detuned pad, scaled so its sample peak is ``peak``."""
-    rng = np.random.default_rng(9)
-    n = int(sample_rate * seconds)
-    t = np.arange(n) / sample_rate
-    beat = 60.0 / 128.0
-    out = np.zeros((2, n))
-    kt = np.arange(int(0.35 * sample_rate)) / sample_rate
-    kick = np.sin(2 * np.pi * (45 * kt + (110 / 25) * (1 - np.exp(-25 * kt)))) * np.exp(-9 * kt)
-    hat = np.diff(rng.standard_normal(int(0.05 * sample_rate)), prepend=0.0)
-    hat *= np.exp(-np.arange(hat.size) / (0.01 * sample_rate))
-    for start in np.arange(0.0, seconds, beat):
-        for at, sound, gain in ((start, kick, 0.9), (start + beat / 2, hat, 0.25)):
-            i = round(at * sample_rate)
-            piece = sound[: max(0, min(sound.size, n - i))]
-            out[:, i : i + piece.size] += gain * piece
-    bass = sum(np.sin(2 * np.pi * 55.0 * k * t) / k for k in range(1, 6)) * 0.25
-    out += bass * ((t / beat) % 1 > 0.5)
-    for hz in (220.0, 261.6, 329.6):
-        out[0] += 0.06 * np.sin(2 * np.pi * hz * 1.002 * t)
-        out[1] += 0.06 * np.sin(2 * np.pi * hz * 0.998 * t + 0.3)
-    out = out[:channels] * (peak / np.abs(out[:channels]).max())
-    result = out.astype(np.float32)
+    """The 128 BPM test mix, scaled so its sample peak is ``peak``."""
+    out = dance_mix(sample_rate, seconds, seed=9)[:channels]
+    result = (out * (peak / np.abs(out).max())).astype(np.float32)
     result.setflags(write=False)  # cached: a test that edits it must copy
     return result
 

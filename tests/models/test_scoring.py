@@ -30,6 +30,7 @@ from models.scoring import (
     score_bytes,
 )
 from sonicforge.tables import TRACK_SCORES
+from tests.signals import dance_mix
 
 RATES = (32000, 44100, 48000)
 CHANNELS = (1, 2)
@@ -48,29 +49,9 @@ def _fade(x: np.ndarray, sample_rate: int, seconds: float = 0.02) -> np.ndarray:
 
 @cache
 def _beat(sample_rate: int, bpm: float, seconds: float, channels: int = 2) -> np.ndarray:
-    """Music-like and deterministic: a pitch-dropping kick on every beat, a
-    noise hat on every off-beat, an off-beat bass and a detuned pad chord.
-    Peaks at -6 dBFS, about -18 LUFS."""
-    rng = np.random.default_rng(42)
-    n = int(sample_rate * seconds)
-    t = np.arange(n) / sample_rate
-    beat = 60.0 / bpm
-    out = np.zeros((2, n))
-    kt = np.arange(int(0.35 * sample_rate)) / sample_rate
-    kick = np.sin(2 * np.pi * (45 * kt + (110 / 25) * (1 - np.exp(-25 * kt)))) * np.exp(-9 * kt)
-    hat = np.diff(rng.standard_normal(int(0.05 * sample_rate)), prepend=0.0)
-    hat *= np.exp(-np.arange(hat.size) / (0.01 * sample_rate))
-    for start in np.arange(0.0, seconds, beat):
-        for at, sound, gain in ((start, kick, 0.9), (start + beat / 2, hat, 0.2)):
-            i = round(at * sample_rate)
-            piece = sound[: max(0, min(sound.size, n - i))]
-            out[:, i : i + piece.size] += gain * piece
-    phase = np.cumsum(2 * np.pi * 55.0 / sample_rate * np.ones(n))
-    bass = sum(np.sin(k * phase) / k for k in range(1, 6)) * 0.25
-    out += bass * ((t / beat) % 1 > 0.5)
-    for hz in (220.0, 261.6, 329.6):
-        out[0] += 0.06 * np.sin(2 * np.pi * hz * 1.002 * t)
-        out[1] += 0.06 * np.sin(2 * np.pi * hz * 0.998 * t + 0.3)
+    """Music-like and deterministic (``tests.signals.dance_mix``), peaking at
+    -6 dBFS, about -18 LUFS."""
+    out = dance_mix(sample_rate, seconds, bpm=bpm, seed=42, hat_gain=0.2)
     out *= 0.5 / np.abs(out).max()
     result = _fade(out[:channels], sample_rate, 0.01)
     result.setflags(write=False)  # cached: a test that edits it must copy
