@@ -27,7 +27,6 @@ import pyarrow as pa
 
 from sonicforge.errors import SonicForgeError
 from sonicforge.lakehouse import Lakehouse
-from sonicforge.tables import CONTRACTS
 
 OutputFormat = Literal["table", "csv", "json", "parquet"]
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "parquet")
@@ -155,10 +154,6 @@ class SqlEngine:
 
     def close(self) -> None:
         self.con.close()
-
-
-def known_tables() -> Sequence[str]:
-    return list(CONTRACTS)
 
 
 def render(table: pa.Table, fmt: OutputFormat, *, max_rows: int = 100) -> bytes:

@@ -127,7 +127,7 @@ def _sync_duckdb() -> None:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from analytics.sql import SqlEngine, SqlError, format_grid, render
+    from analytics.sql import FORMATS, SqlEngine, SqlError, format_grid, render
 
     engine = SqlEngine(_lakehouse())
     if not args.query:
@@ -146,8 +146,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
     except SqlError as exc:
         raise CliError(str(exc)) from None
     fmt = args.format or ("table" if not args.output else Path(args.output).suffix.lstrip("."))
-    if fmt not in ("table", "csv", "json", "parquet"):
-        raise CliError(f"unknown format {fmt!r}; allowed: table, csv, json, parquet")
+    if fmt not in FORMATS:
+        raise CliError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt == "parquet" and not args.output:
         raise CliError("--format parquet needs --output FILE (parquet is binary)")
     data = render(table, fmt, max_rows=args.max_rows)  # type: ignore[arg-type]

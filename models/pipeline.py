@@ -12,9 +12,11 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+import numpy as np
 
 from models.audio_io import decode_audio, encode_flac, encode_mp3
 from models.generation.base import GeneratedTrack, GenerationBackend, TrackSpec
@@ -66,12 +68,9 @@ class EncodedTrack:
     flac: bytes
     track: GeneratedTrack  # audio replaced by an empty array to keep it small
     generation_s: float
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _strip_audio(track: GeneratedTrack, *, samples: int, channels: int) -> GeneratedTrack:
-    import numpy as np
-
     track.metadata = {**track.metadata, "samples": samples, "channels": channels}
     track.audio = np.zeros((channels, 0), dtype="float32")
     return track
@@ -184,9 +183,8 @@ def score_row(job: tuple[dict[str, Any], bytes]) -> dict[str, Any]:
         intended_bpm=bpm if bpm > 0 else None,
         expected_duration_s=track.get("requested_duration_s"),
     )
-    row = score.to_row()
     return {
-        **{k: row[k] for k in row if k not in ("track_id", "batch_id")},
+        **score.to_row(),
         "track_id": track["track_id"],
         "batch_id": track["batch_id"],
         "scorer_version": SCORER_VERSION,

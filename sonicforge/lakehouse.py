@@ -129,16 +129,17 @@ class Lakehouse:
         c = contract(name)
         dt = self._open(name)
         if dt is None:
-            table = c.schema.empty_table()
-            return table.select(list(columns)) if columns else table
-        # delta-rs may write string columns as string_view, which pyarrow's
-        # dataset filters cannot compare yet: scan, conform, then filter.
-        table = self.conform(c, dt.to_pyarrow_dataset().to_table())
+            return self.conform(c, c.schema.empty_table()).select(list(columns or c.columns))
+        # Filters are pushed into the scan. delta-rs may write string
+        # columns as string_view, which pyarrow cannot compare with a string
+        # literal, so each filtered column is cast to its contract type first.
+        expr = None
         for col, value in (where or {}).items():
-            table = table.filter(
-                pc.equal(table[col], pa.scalar(value, type=c.schema.field(col).type))
-            )
-        return table.select(list(columns)) if columns else table
+            typ = c.schema.field(col).type
+            term = pc.field(col).cast(typ) == pa.scalar(value, type=typ)
+            expr = term if expr is None else expr & term
+        table = self.conform(c, dt.to_pyarrow_dataset().to_table(filter=expr))
+        return table.select(list(columns or c.columns))
 
     def ids(self, name: str, *, where: Mapping[str, Any] | None = None) -> set[Any]:
         """The key values present in ``name`` (single-column keys)."""

@@ -59,11 +59,6 @@ _FACTORIES: dict[str, Callable[..., GenerationBackend]] = {
 }
 
 
-def register_backend(name: str, factory: Callable[..., GenerationBackend]) -> None:
-    """Make ``factory`` available as backend ``name`` (used by optional backends)."""
-    _FACTORIES[name] = factory
-
-
 def backend_names() -> list[str]:
     return sorted(_FACTORIES)
 
