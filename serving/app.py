@@ -23,7 +23,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from serving.context import AppContext, build_context
 from serving.errors import install_error_handlers
 from serving.hot import VERSION, HotPathMiddleware
-from serving.logs import configure_logging
+from serving.logs import AccessLog, configure_logging
 from serving.middleware import RateLimitMiddleware, RequestContextMiddleware
 from serving.openapi import TAGS, custom_openapi
 from serving.routes import apikeys, auth, health, pipeline, shares, stream, tracks, users, votes
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     settings = settings or (context.settings if context else get_settings())
     configure_logging(settings.log_level)
     ctx = context or build_context(settings)
+    access_log = AccessLog() if settings.access_log else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
             yield
         finally:
             await ctx.stop()
+            if access_log is not None:
+                access_log.flush()
 
     app = FastAPI(
         title="SonicForge API",
@@ -128,7 +131,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
             ],
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    app.add_middleware(RequestContextMiddleware, access_log=access_log)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -7,25 +7,25 @@ buffering per request, which matters at thousands of requests a second.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.exceptions import InvalidTokenError
-from serving.logs import request_id_var
+from serving.logs import AccessLog, request_id_var
 from serving.ratelimit import Verdict
 from serving.security.credentials import read_credential
 
 if TYPE_CHECKING:
     from serving.context import AppContext
 
-log = logging.getLogger("serving.access")
 errors_log = logging.getLogger("serving.errors")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -80,17 +80,30 @@ def body_refusal(scope: Scope) -> tuple[int, str, str] | None:
     return None
 
 
+class RequestIds:
+    """Request ids unique across workers and restarts: a random prefix per
+    process and a counter (an id names a request; it guards nothing)."""
+
+    def __init__(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"  # 32 hex digits, as a UUID
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: AccessLog | None = None) -> None:
         self.app = app
         self.access_log = access_log
+        self.ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         given = raw_header(scope, b"x-request-id")
-        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if given and _REQUEST_ID.match(given) else self.ids.next()
         token = request_id_var.set(request_id)
         path: str = scope["path"]
         csp = (DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP).encode()
@@ -145,19 +158,15 @@ class RequestContextMiddleware:
                     }
                 )
         finally:
-            if self.access_log:
+            if self.access_log is not None:
                 client = scope.get("client")
-                log.info(
-                    "request",
-                    extra={
-                        "fields": {
-                            "method": scope["method"],
-                            "path": path,
-                            "status": status,
-                            "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                            "client": client[0] if client else None,
-                        }
-                    },
+                self.access_log.request(
+                    request_id,
+                    scope["method"],
+                    path,
+                    status,
+                    round((time.perf_counter() - start) * 1000, 3),
+                    client[0] if client else None,
                 )
             request_id_var.reset(token)
 

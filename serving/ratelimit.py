@@ -1,13 +1,26 @@
 """Rate limits through the ``limits`` library, shared by every worker and
 replica through Redis (the in-process store when no Redis is configured).
 
-Fixed windows, as ``limits.FixedWindowRateLimiter`` keeps them: one atomic
-increment of a counter whose expiry is set by the window's first hit. The
-increment returns the count, which gives ``X-RateLimit-Remaining``; the
-window's end, for ``X-RateLimit-Reset``, is known locally when this worker
-opened the window and asked of the store once otherwise, so a request costs
-one round trip per limit. When the store fails, requests go through (the
-API stays up) and the failure is logged; /health/detailed shows it.
+Fixed windows, as ``limits`` keeps them: a counter per identity and window
+whose expiry is set by the window's first increment (one atomic Lua script).
+
+Asking the store on every request cost more than the rest of a cached read
+together, so a worker takes hits in leases: one increment counts the hit in
+hand plus up to ``1/LEASE_SHARE`` of the budget it believes is left (at most
+``MAX_LEASE``), and the worker then admits that many more hits of the
+window on its own. Leased hits are counted in the store before they are
+admitted, so all workers together never admit more than the limit; the
+store's count may pass the limit, and the part of a lease beyond it is
+simply not granted. What this costs is the other way: hits leased by one
+worker and never used there count against the window, so a client spread
+over several workers can be refused a little early, by at most the leases
+outstanding (a few percent of the limit each). Within ``LEASE_MIN_REMAINING``
+of the limit, and for small limits (logins, tests), every hit is counted in
+the store alone.
+
+A worker that stops loses only its unused lease (the client gets fewer hits
+that window, never more). When the store fails, requests go through (the
+API stays up), the failure is logged and /health/detailed shows it.
 """
 
 from __future__ import annotations
@@ -25,9 +38,14 @@ from serving.exceptions import RateLimitedError
 
 log = logging.getLogger("serving.ratelimit")
 
-# Windows whose end this worker remembers (one per active client); expired
-# ones are dropped when the map grows past this.
+# Leases this worker remembers (about one per active client and limit);
+# expired ones are dropped when the map grows past this.
 MAX_REMEMBERED_WINDOWS = 50_000
+# A lease is at most this share of the budget believed left, and no more
+# than MAX_LEASE hits; none within LEASE_MIN_REMAINING of the limit.
+LEASE_SHARE = 32
+MAX_LEASE = 256
+LEASE_MIN_REMAINING = 64
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,27 @@ class Verdict:
         if not self.allowed:
             out["Retry-After"] = str(self.retry_after_s)
         return out
+
+
+@dataclass
+class Lease:
+    """This worker's share of one window of one counter in the store."""
+
+    amount: int  # the limit
+    reset_at: float  # when the store's counter expires
+    stored: int  # the store's count after this worker's last increment
+    tokens: int = 0  # hits counted in the store that this worker may still admit
+
+    def remaining(self) -> int:
+        return max(0, self.amount - self.stored + self.tokens)
+
+
+def lease_size(amount: int, stored: int) -> int:
+    """Hits to lease beside the one in hand, given the last count seen."""
+    left = amount - stored
+    if left < LEASE_MIN_REMAINING:
+        return 0
+    return min(left // LEASE_SHARE, MAX_LEASE)
 
 
 def storage_uri(redis_url: str | None) -> str:
@@ -82,17 +121,17 @@ class RateLimiter:
             self._redis = storage
         else:
             self._memory = MemoryStorage()
-        self._resets: dict[str, float] = {}
+        self._leases: dict[str, Lease] = {}
 
     @staticmethod
     def item(spec: str) -> RateLimitItem:
         return parse(spec)
 
-    async def _incr(self, key: str, expiry: int) -> int:
+    async def _incr(self, key: str, expiry: int, amount: int) -> int:
         if self._memory is not None:
-            return self._memory.incr(key, expiry)
+            return self._memory.incr(key, expiry, amount)
         assert self._redis is not None
-        return await self._redis.incr(key, expiry)
+        return await self._redis.incr(key, expiry, amount)
 
     async def _get(self, key: str) -> int:
         if self._memory is not None:
@@ -106,32 +145,49 @@ class RateLimiter:
         assert self._redis is not None
         return await self._redis.get_expiry(key)
 
-    async def _reset_at(self, key: str, count: int, item: RateLimitItem, now: float) -> float:
-        reset = self._resets.get(key)
-        if count == 1 or reset is None or reset <= now:
-            # Opened by this hit, or opened elsewhere: ask the store once.
-            reset = now + item.get_expiry() if count == 1 else await self._expiry(key)
-            if len(self._resets) >= MAX_REMEMBERED_WINDOWS:
-                self._resets = {k: v for k, v in self._resets.items() if v > now}
-            self._resets[key] = reset
-        return reset
+    def _live(self, key: str, now: float) -> Lease | None:
+        lease = self._leases.get(key)
+        return lease if lease is not None and lease.reset_at > now else None
 
     async def hit(self, item: RateLimitItem, *identity: str) -> Verdict | None:
         """Count one request; ``None`` when the store could not be reached."""
         key = item.key_for(*identity)
+        now = time.time()
+        lease = self._live(key, now)
+        if lease is not None and lease.tokens > 0:
+            lease.tokens -= 1
+            return Verdict(True, lease.amount, lease.remaining(), lease.reset_at)
+        extra = lease_size(item.amount, lease.stored if lease is not None else 0)
         try:
-            count = await self._incr(key, item.get_expiry())
-            reset = await self._reset_at(key, count, item, time.time())
+            count = await self._incr(key, item.get_expiry(), 1 + extra)
+            if count == 1 + extra:  # this increment opened the store's window
+                reset = now + item.get_expiry()
+            elif lease is not None:
+                reset = lease.reset_at
+            else:  # opened by another worker: ask when it ends, once
+                reset = await self._expiry(key)
         except Exception:  # an unreachable store must not take the API down
             log.warning("rate-limit store unreachable; request allowed", exc_info=True)
             return None
-        return Verdict(count <= item.amount, item.amount, max(0, item.amount - count), reset)
+        # Of the hits just counted, those within the limit are granted: the
+        # one in hand first, the rest leased to this worker.
+        granted = max(0, min(1 + extra, item.amount - (count - 1 - extra)))
+        current = self._live(key, now)
+        if current is None or current.reset_at != reset:
+            if len(self._leases) >= MAX_REMEMBERED_WINDOWS:
+                self._leases = {k: v for k, v in self._leases.items() if v.reset_at > now}
+            current = self._leases[key] = Lease(item.amount, reset, count)
+        current.stored = max(current.stored, count)
+        current.tokens += max(0, granted - 1)
+        return Verdict(granted > 0, item.amount, current.remaining(), reset)
 
     async def peek(self, item: RateLimitItem, *identity: str) -> Verdict | None:
         """The limit's state without counting a request."""
         key = item.key_for(*identity)
+        lease = self._live(key, time.time())
+        unused = lease.tokens if lease is not None else 0
         try:
-            count = await self._get(key)
+            count = await self._get(key) - unused
             reset = await self._expiry(key) if count else time.time() + item.get_expiry()
         except Exception:
             log.warning("rate-limit store unreachable; request allowed", exc_info=True)
@@ -140,7 +196,7 @@ class RateLimiter:
 
     async def clear(self, item: RateLimitItem, *identity: str) -> None:
         key = item.key_for(*identity)
-        self._resets.pop(key, None)
+        self._leases.pop(key, None)
         try:
             if self._memory is not None:
                 self._memory.clear(key)
@@ -157,6 +213,7 @@ class RateLimiter:
         return bool(await self._redis.check())
 
     async def close(self) -> None:
+        self._leases.clear()
         if self._memory is not None:
             self._memory.reset()
 
