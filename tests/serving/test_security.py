@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.context import AppContext
+from serving.exceptions import InvalidTokenError
 from serving.security.tokens import TokenService
 from sonicforge.errors import ConfigurationError
 from sonicforge.settings import Settings
@@ -86,6 +88,29 @@ def test_an_expired_token_is_refused(client: TestClient, users: Users) -> None:
     assert message == "the access token has expired"
 
 
+def test_a_token_verified_once_still_expires_and_keeps_its_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = TokenService(
+        JWT_SECRET, issuer="sonicforge", audience="sonicforge-api",
+        access_ttl_s=900, refresh_ttl_s=3600,
+    )  # fmt: skip
+    token = service.issue("access", sub="u1", sid="s1").token
+    first = service.decode(token, expected="access")
+    assert service.decode(token, expected="access") is first  # remembered, not re-verified
+    with pytest.raises(
+        InvalidTokenError, match="an access token was given where a refresh token is needed"
+    ):
+        service.decode(token, expected="refresh")
+    # A changed byte is another token, checked in full.
+    with pytest.raises(InvalidTokenError):
+        service.decode(token[:-2] + ("AA" if not token.endswith("AA") else "BB"), expected="access")
+    later = time.time() + 900 + 10
+    monkeypatch.setattr("serving.security.tokens.time.time", lambda: later)
+    with pytest.raises(InvalidTokenError, match="the access token has expired"):
+        service.decode(token, expected="access")
+
+
 @pytest.mark.parametrize(
     ("claim", "value", "expected"),
     [
@@ -118,7 +143,7 @@ def test_a_refresh_token_is_not_an_access_token_and_back(client: TestClient, use
     account = users.create()
     status, message = _me(client, account.refresh)
     assert status == 401
-    assert "refresh token was given where a access token" in message
+    assert "a refresh token was given where an access token is needed" in message
     r = client.post("/api/v1/auth/refresh", json={"refresh_token": account.access})
     assert r.status_code == 401
 
