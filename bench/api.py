@@ -246,7 +246,7 @@ def main() -> int:
     p.add_argument("--redis", default=None, help="Redis URL for rate limits and station state")
     p.add_argument("--database", default=None, help="app database URL (default: SQLite in tmp)")
     p.add_argument("--tracks", type=int, default=300)
-    p.add_argument("--rounds", type=int, default=2, help="measured rounds (max 5)")
+    p.add_argument("--rounds", type=int, default=3, help="measured rounds (max 5)")
     p.add_argument("--no-access-log", action="store_true", help="turn the API's access log off")
     args = p.parse_args()
     seconds, connections = min(args.duration, 30.0), min(args.connections, 256)
