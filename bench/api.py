@@ -247,6 +247,7 @@ def main() -> int:
     p.add_argument("--database", default=None, help="app database URL (default: SQLite in tmp)")
     p.add_argument("--tracks", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3, help="measured rounds (max 5)")
+    p.add_argument("--per-round", action="store_true", help="print every round as it ends")
     p.add_argument("--no-access-log", action="store_true", help="turn the API's access log off")
     args = p.parse_args()
     seconds, connections = min(args.duration, 30.0), min(args.connections, 256)
@@ -310,10 +311,13 @@ def main() -> int:
         # loading the machine weighs on both sides of each ratio alike.
         for _ in range(args.rounds):
             for name, url, vote in targets:
-                pairs.setdefault(name, []).append(
-                    (measure(f"{base}/", seconds, connections),
-                     measure(url, seconds, connections, vote=vote))
-                )  # fmt: skip
+                pair = (measure(f"{base}/", seconds, connections),
+                        measure(url, seconds, connections, vote=vote))  # fmt: skip
+                pairs.setdefault(name, []).append(pair)
+                if args.per_round:
+                    b, r = pair
+                    print(f"  {name:<26} {r['rps']:>8.0f} req/s  p99 {r['p99_ms']:>7.2f} ms  "
+                          f"base {b['rps']:>8.0f} req/s  x{r['rps'] / b['rps']:.2f}", flush=True)  # fmt: skip
     finally:
         for proc in procs:
             proc.terminate()
