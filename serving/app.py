@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
             await ctx.stop()
             if access_log is not None:
                 access_log.flush()
+            gc.unfreeze()  # an app stopped in a live process (tests) can be collected
 
     app = FastAPI(
         title="SonicForge API",
