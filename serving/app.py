@@ -82,8 +82,9 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         await ctx.start()
         # Everything built so far lives as long as the worker: moved out of
         # the collector's generations, full collections stop walking it
-        # (they took tens of milliseconds, seen as the votes' p99).
-        gc.collect()
+        # (they took tens of milliseconds, seen as the votes' p99). No
+        # collection first: in a process that has imported much (tests) it
+        # costs a second, and the start-up garbage it would free is small.
         gc.freeze()
         try:
             yield
