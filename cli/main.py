@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,9 +54,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from models.errors import ModelsError
-    from models.generation.registry import create_backend
     from models.pipeline import plan_specs
     from orchestration.config import GenerationConfig
+    from orchestration.environment import resources_for
 
     try:
         config = GenerationConfig(
@@ -70,10 +71,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise CliError(_validation_message(exc)) from None
     try:
-        # Validate before Dagster starts, so a typo costs a second, not a run.
-        from sonicforge.settings import get_settings
-
-        backend = create_backend(config.backend or get_settings().default_backend)
+        # Validate before Dagster starts, so a typo costs a second, not a run,
+        # against the backend the run will use: the one named, else the
+        # generator resource's choice (the MLflow alias's target, or settings).
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # its store set-up notes
+        generator = resources_for()["generator"]
+        backend = generator.choose(config.backend, overrides=config.sampling()).backend
         specs = backend.validate(
             plan_specs(config.genres, config.count, bpm=config.bpm), duration_s=config.duration_s
         )

@@ -24,15 +24,13 @@ PROMPT_TEMPLATE_VERSION = "v1"
 #: about 64 tokens in training, and long requests drown the genre words.
 MAX_REQUEST_CHARS = 200
 
-BPM_RANGE = (40.0, 220.0)
-
 
 @dataclass(frozen=True)
 class GenreStyle:
     """How a genre is described to a text-to-music model."""
 
     words: str  # the genre as the model's training captions name it
-    bpm: tuple[int, int]  # the range a bpm is drawn from when none is asked
+    bpm: tuple[int, int]  # the genre's tempo range; a bpm is drawn from it when none is asked
     keys: tuple[str, ...]
     mood: str
     instruments: str
@@ -146,13 +144,17 @@ def build_prompt(spec: TrackSpec, *, seed: int, version: str = PROMPT_TEMPLATE_V
     genre = normalize_genre(spec.genre)
     style = GENRES[genre]
     rng = random.Random(seed)
-    if style.beatless and spec.bpm is None:
+    if style.beatless and not spec.bpm:
         bpm = 0.0
     else:
         bpm = float(spec.bpm) if spec.bpm is not None else float(rng.randint(*style.bpm))
-        if not BPM_RANGE[0] <= bpm <= BPM_RANGE[1]:
+        # The station's format, as the procedural synthesizer keeps it: a
+        # house track at 200 bpm is not house, whichever model makes it.
+        lo, hi = style.bpm
+        if not lo <= bpm <= hi:
+            hint = " (beatless: give 0, none, or a pulse in that range)" if style.beatless else ""
             raise InvalidSpecError(
-                f"value {bpm:g} for 'bpm' is out of range [{BPM_RANGE[0]:g}, {BPM_RANGE[1]:g}]"
+                f"value {bpm:g} for 'bpm' is out of range [{lo:g}, {hi:g}] for genre '{genre}'{hint}"
             )
     key = spec.musical_key or rng.choice(style.keys)
     mood = spec.mood or style.mood

@@ -201,8 +201,19 @@ def test_unknown_genres_and_bad_values_list_what_is_allowed(tiny_dir: Path) -> N
         InvalidSpecError, match="unknown genre 'polka'; allowed: ambient, drum_and_bass"
     ):
         backend.validate([TrackSpec("polka")], duration_s=10)
-    with pytest.raises(InvalidSpecError, match=r"'bpm' is out of range \[40, 220\]"):
-        backend.validate([TrackSpec("house", bpm=400)], duration_s=10)
+    with pytest.raises(
+        InvalidSpecError, match=r"'bpm' is out of range \[120, 128\] for genre 'house'"
+    ):
+        backend.validate([TrackSpec("house", bpm=140)], duration_s=10)
+    with pytest.raises(InvalidSpecError, match=r"\[60, 90\] for genre 'ambient' \(beatless"):
+        backend.validate([TrackSpec("ambient", bpm=120)], duration_s=10)
+    # Beatless ambient takes no pulse (0 or none) or one in its range.
+    assert [
+        p.bpm for p in (build_prompt(TrackSpec("ambient", bpm=b), seed=1) for b in (0, 72))
+    ] == [
+        0.0,
+        72.0,
+    ]
     with pytest.raises(InvalidSpecError, match=r"'duration_s' is out of range \(0, 600\]"):
         backend.validate([TrackSpec("house")], duration_s=601)
     with pytest.raises(InvalidSpecError, match="'crossfade_s' must be in"):
