@@ -82,11 +82,13 @@ def body_refusal(scope: Scope) -> tuple[int, str, str] | None:
 
 class RequestIds:
     """Request ids unique across workers and restarts: a random prefix per
-    process and a counter (an id names a request; it guards nothing)."""
+    process and a counter (an id names a request; it guards nothing). The
+    counter starts at a random point, so ids do not tell how many requests
+    a worker has served."""
 
     def __init__(self) -> None:
         self.prefix = os.urandom(8).hex()
-        self.counter = itertools.count(1)
+        self.counter = itertools.count(int.from_bytes(os.urandom(6), "big"))
 
     def next(self) -> str:
         return f"{self.prefix}{next(self.counter):016x}"  # 32 hex digits, as a UUID
