@@ -105,7 +105,7 @@ def generate_encoded(
     """
     if not items:
         return []
-    if getattr(backend, "supports_batching", False) or workers <= 1:
+    if backend.supports_batching or workers <= 1:
         out: list[EncodedTrack] = []
         for run in _consecutive_runs(items):
             started = time.perf_counter()

@@ -11,7 +11,7 @@ measures into ``quality_score``. Every threshold and weight lives in
 exception, so one broken track does not stop a batch.
 
 Budget: at least 100x real time on one core (a 180 s stereo 44.1 kHz track
-in under 1.8 s); see ``bench/bench_audio.py``.
+in under 1.8 s); see ``bench/audio_dsp.py``.
 """
 
 from __future__ import annotations

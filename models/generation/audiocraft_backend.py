@@ -17,19 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import InvalidSpecError, ModelUnavailableError
+from models.errors import ModelUnavailableError
 from models.generation.base import GeneratedTrack, GenerationBackend, TrackSpec
 from models.generation.musicgen import (
     DEFAULT_MODEL,
     MAX_WINDOW_S,
     canonical_model_id,
     check_generation_options,
+    generate_in_batches,
     missing_weights_message,
     select_device,
+    to_output_format,
     validate_prompt_specs,
 )
-from models.generation.prompts import PROMPT_TEMPLATE_VERSION, build_prompt
-from models.generation.windowing import fit_length, resample
+from models.generation.prompts import PROMPT_TEMPLATE_VERSION
 
 AUDIOCRAFT_PINS = "torch==2.1.0, torchaudio<2.1.2, xformers<0.0.23, av==11.0.0"
 
@@ -85,15 +86,12 @@ class AudiocraftBackend(GenerationBackend):
         reason = None if _model is not None else audiocraft_import_error()
         if reason is not None:
             raise ModelUnavailableError(unavailable_message(reason))
-        if not 0 <= context_s < window_s <= MAX_WINDOW_S:
-            raise InvalidSpecError(
-                f"need 0 <= context_s < window_s <= {MAX_WINDOW_S:g}; got context_s={context_s:g}, "
-                f"window_s={window_s:g}"
-            )
         check_generation_options(
             guidance_scale=guidance_scale,
             temperature=temperature,
             top_k=top_k,
+            window_s=window_s,
+            context_s=context_s,
             batch_size=batch_size,
             channels=channels,
         )
@@ -165,39 +163,24 @@ class AudiocraftBackend(GenerationBackend):
             cfg_coef=self.guidance_scale,
             extend_stride=self.window_s - self.context_s,
         )
-        prompts = [
-            build_prompt(s, seed=seed + i, version=self.prompt_version) for i, s in enumerate(specs)
-        ]
         model_sr = int(model.sample_rate)
-        tracks: list[GeneratedTrack] = []
-        for start in range(0, len(prompts), self.batch_size):
-            chunk = prompts[start : start + self.batch_size]
+
+        def generate_batch(texts: list[str], batch_seed: int) -> tuple[np.ndarray, int]:
             with torch.random.fork_rng():
-                torch.manual_seed(seed + start)
-                wav = model.generate([p.text for p in chunk], progress=False)
-            audio = fit_length(
-                wav.detach().to(torch.float32).cpu().numpy(), round(duration_s * model_sr)
+                torch.manual_seed(batch_seed)
+                wav = model.generate(texts, progress=False)
+            return to_output_format(
+                wav.detach().to(torch.float32).cpu().numpy(),
+                model_sr,
+                duration_s=duration_s,
+                output_sample_rate=self.output_sample_rate,
+                channels=self.channels,
             )
-            sr = model_sr
-            if self.output_sample_rate and self.output_sample_rate != model_sr:
-                audio = fit_length(
-                    resample(audio, model_sr, self.output_sample_rate),
-                    round(duration_s * self.output_sample_rate),
-                )
-                sr = self.output_sample_rate
-            if self.channels == 2 and audio.shape[1] == 1:
-                audio = np.repeat(audio, 2, axis=1)
-            for j, p in enumerate(chunk):
-                tracks.append(
-                    GeneratedTrack(
-                        audio=np.ascontiguousarray(audio[j], dtype=np.float32),
-                        sample_rate=sr,
-                        genre=p.genre,
-                        bpm=p.bpm,
-                        musical_key=p.musical_key,
-                        prompt=p.text,
-                        seed=seed + start + j,
-                        metadata={"prompt_version": p.version, "batch_seed": seed + start},
-                    )
-                )
-        return tracks
+
+        return generate_in_batches(
+            specs,
+            seed=seed,
+            batch_size=self.batch_size,
+            prompt_version=self.prompt_version,
+            generate_batch=generate_batch,
+        )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -255,9 +255,16 @@ def load_model(
 
 
 def check_generation_options(
-    *, guidance_scale: float, temperature: float, top_k: int, batch_size: int, channels: int
+    *,
+    guidance_scale: float,
+    temperature: float,
+    top_k: int,
+    window_s: float,
+    context_s: float,
+    batch_size: int,
+    channels: int,
 ) -> None:
-    """Sampling and output options shared by every MusicGen implementation."""
+    """Sampling, windowing and output options shared by every MusicGen implementation."""
     if guidance_scale < 1.0:
         raise InvalidSpecError(
             f"value {guidance_scale:g} for 'guidance_scale' must be >= 1 (1 disables guidance)"
@@ -266,6 +273,14 @@ def check_generation_options(
         raise InvalidSpecError(f"value {temperature:g} for 'temperature' must be > 0")
     if top_k < 0:
         raise InvalidSpecError(f"value {top_k} for 'top_k' must be >= 0 (0 disables top-k)")
+    if not 0 < window_s <= MAX_WINDOW_S:
+        raise InvalidSpecError(
+            f"value {window_s:g} for 'window_s' is out of range (0, {MAX_WINDOW_S:g}]"
+        )
+    if not 0 <= context_s < window_s:
+        raise InvalidSpecError(
+            f"value {context_s:g} for 'context_s' must be in [0, window_s={window_s:g})"
+        )
     if batch_size < 1:
         raise InvalidSpecError(f"value {batch_size} for 'batch_size' must be >= 1")
     if channels not in (1, 2):
@@ -285,6 +300,70 @@ def validate_prompt_specs(
     for i, spec in enumerate(out):
         build_prompt(spec, seed=i, version=prompt_version)
     return out
+
+
+def generate_in_batches(
+    specs: Sequence[TrackSpec],
+    *,
+    seed: int,
+    batch_size: int,
+    prompt_version: str,
+    generate_batch: Callable[[list[str], int], tuple[np.ndarray, int]],
+    metadata: Mapping[str, Any] | None = None,
+) -> list[GeneratedTrack]:
+    """One track per spec; ``generate_batch(texts, batch_seed)`` returns the
+    ``(batch, channels, samples)`` audio and sample rate of up to
+    ``batch_size`` prompts, seeded with the seed of the first track."""
+    prompts = [build_prompt(s, seed=seed + i, version=prompt_version) for i, s in enumerate(specs)]
+    tracks: list[GeneratedTrack] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        audio, sr = generate_batch([p.text for p in chunk], seed + start)
+        for j, p in enumerate(chunk):
+            tracks.append(
+                GeneratedTrack(
+                    audio=audio[j],
+                    sample_rate=sr,
+                    genre=p.genre,
+                    bpm=p.bpm,
+                    musical_key=p.musical_key,
+                    prompt=p.text,
+                    seed=seed + start + j,
+                    metadata={
+                        "prompt_version": p.version,
+                        "batch_seed": seed + start,
+                        **(metadata or {}),
+                    },
+                )
+            )
+    return tracks
+
+
+def to_output_format(
+    audio: np.ndarray,
+    model_sr: int,
+    *,
+    duration_s: float,
+    output_sample_rate: int | None,
+    channels: int,
+) -> tuple[np.ndarray, int]:
+    """A model's ``(batch, channels, samples)`` output cut to ``duration_s``,
+    resampled to ``output_sample_rate`` (``None``: kept) and given
+    ``channels``; contiguous float32."""
+    audio = fit_length(audio, round(duration_s * model_sr))
+    sr = model_sr
+    if output_sample_rate and output_sample_rate != model_sr:
+        audio = fit_length(
+            resample(audio, model_sr, output_sample_rate), round(duration_s * output_sample_rate)
+        )
+        sr = output_sample_rate
+    if channels == 2 and audio.shape[1] == 1:
+        # The mono models' output is placed in the middle of the stereo
+        # field: the masters and the stream are stereo throughout.
+        audio = np.repeat(audio, 2, axis=1)
+    elif channels == 1 and audio.shape[1] == 2:
+        audio = audio.mean(axis=1, keepdims=True)
+    return np.ascontiguousarray(audio, dtype=np.float32), sr
 
 
 class MusicGenBackend(GenerationBackend):
@@ -319,17 +398,11 @@ class MusicGenBackend(GenerationBackend):
             guidance_scale=guidance_scale,
             temperature=temperature,
             top_k=top_k,
+            window_s=window_s,
+            context_s=context_s,
             batch_size=batch_size,
             channels=channels,
         )
-        if not 0 < window_s <= MAX_WINDOW_S:
-            raise InvalidSpecError(
-                f"value {window_s:g} for 'window_s' is out of range (0, {MAX_WINDOW_S:g}]"
-            )
-        if not 0 <= context_s < window_s:
-            raise InvalidSpecError(
-                f"value {context_s:g} for 'context_s' must be in [0, window_s={window_s:g})"
-            )
         if not 0 <= crossfade_s <= context_s:
             raise InvalidSpecError(
                 f"value {crossfade_s:g} for 'crossfade_s' must be in [0, context_s={context_s:g}]"
@@ -441,37 +514,19 @@ class MusicGenBackend(GenerationBackend):
         from one generator for the whole batch).
         """
         specs = self.validate(specs, duration_s=duration_s)
-        prompts = [
-            build_prompt(s, seed=seed + i, version=self.prompt_version) for i, s in enumerate(specs)
-        ]
-        tracks: list[GeneratedTrack] = []
-        for start in range(0, len(specs), self.batch_size):
-            chunk = prompts[start : start + self.batch_size]
-            audio, sr = self._generate_batch(
-                [p.text for p in chunk], duration_s=duration_s, seed=seed + start
-            )
-            for j, p in enumerate(chunk):
-                tracks.append(
-                    GeneratedTrack(
-                        audio=audio[j],
-                        sample_rate=sr,
-                        genre=p.genre,
-                        bpm=p.bpm,
-                        musical_key=p.musical_key,
-                        prompt=p.text,
-                        seed=seed + start + j,
-                        metadata={
-                            "prompt_version": p.version,
-                            "batch_seed": seed + start,
-                            **{
-                                k: v
-                                for k, v in self.run_params().items()
-                                if k not in ("model", "model_revision")
-                            },
-                        },
-                    )
-                )
-        return tracks
+        return generate_in_batches(
+            specs,
+            seed=seed,
+            batch_size=self.batch_size,
+            prompt_version=self.prompt_version,
+            generate_batch=lambda texts, batch_seed: self._generate_batch(
+                texts, duration_s=duration_s, seed=batch_seed
+            ),
+            # The model and its revision are columns of the track already.
+            metadata={
+                k: v for k, v in self.run_params().items() if k not in ("model", "model_revision")
+            },
+        )
 
     def _generate_batch(
         self, texts: list[str], *, duration_s: float, seed: int
@@ -523,21 +578,13 @@ class MusicGenBackend(GenerationBackend):
                 crossfade_samples=int(self.crossfade_s * model_sr),
                 on_window=self.on_window,
             )
-        audio = fit_length(audio, round(duration_s * model_sr))
-        sr = model_sr
-        if self.output_sample_rate and self.output_sample_rate != model_sr:
-            audio = fit_length(
-                resample(audio, model_sr, self.output_sample_rate),
-                round(duration_s * self.output_sample_rate),
-            )
-            sr = self.output_sample_rate
-        if self.channels == 2 and audio.shape[1] == 1:
-            # The mono models' output is placed in the middle of the stereo
-            # field: the masters and the stream are stereo throughout.
-            audio = np.repeat(audio, 2, axis=1)
-        elif self.channels == 1 and audio.shape[1] == 2:
-            audio = audio.mean(axis=1, keepdims=True)
-        return np.ascontiguousarray(audio, dtype=np.float32), sr
+        return to_output_format(
+            audio,
+            model_sr,
+            duration_s=duration_s,
+            output_sample_rate=self.output_sample_rate,
+            channels=self.channels,
+        )
 
     @staticmethod
     def _encode_context(model: Any, context: np.ndarray) -> Any:

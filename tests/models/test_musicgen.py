@@ -356,7 +356,8 @@ class _FakeAudiocraft:
 
     sample_rate = 32000
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int = 1) -> None:
+        self.channels = channels
         self.params: dict[str, Any] = {}
 
     def set_generation_params(self, **params: Any) -> None:
@@ -366,7 +367,7 @@ class _FakeAudiocraft:
         import torch
 
         n = int(self.params["duration"] * self.sample_rate)
-        return torch.rand(len(descriptions), 1, n) - 0.5
+        return torch.rand(len(descriptions), self.channels, n) - 0.5
 
 
 def test_audiocraft_backend_maps_the_run_config() -> None:
@@ -381,3 +382,13 @@ def test_audiocraft_backend_maps_the_run_config() -> None:
     }  # fmt: skip
     assert [t.audio.shape for t in tracks] == [(2, round(1.5 * 44100))] * 2
     assert tracks[1].seed == 4 and tracks[0].metadata["prompt_version"] == PROMPT_TEMPLATE_VERSION
+
+
+@pytest.mark.parametrize(("model_channels", "channels"), [(1, 1), (1, 2), (2, 1), (2, 2)])
+def test_audiocraft_output_has_the_channels_asked_for(model_channels: int, channels: int) -> None:
+    backend = AudiocraftBackend(
+        channels=channels, output_sample_rate=None, _model=_FakeAudiocraft(model_channels)
+    )
+    (track,) = backend.generate([TrackSpec("techno")], duration_s=0.5, seed=0)
+    assert track.sample_rate == 32000 and track.audio.shape == (channels, 16000)
+    assert track.audio.dtype == np.float32

@@ -44,6 +44,12 @@ def _stereo(x: np.ndarray) -> np.ndarray:
     return np.stack([x, x]).astype(np.float32)
 
 
+def _frame_times(n: int, *, hop: int, sr: int) -> np.ndarray:
+    """The times in seconds of the frames ``wavetable`` steps through for
+    ``n`` samples at ``hop``: one per hop, plus one to interpolate towards."""
+    return np.arange(-(-n // hop) + 1) * hop / sr
+
+
 def _filtered_frames(
     shape: str, f0: float, n: int, *, sr: int, cutoffs: np.ndarray, q: float, order: float
 ) -> np.ndarray:
@@ -69,7 +75,7 @@ def pluck_bass(
     release = int(0.02 * sr)
     n = gate + release
     hop = 64
-    t = np.arange(-(-n // hop) + 1) * hop / sr
+    t = _frame_times(n, hop=hop, sr=sr)
     cutoffs = f0 * (1.5 + brightness * 14.0 * np.exp(-t / decay_s))
     tables = _filtered_frames("saw", f0, n, sr=sr, cutoffs=cutoffs, q=1.4, order=2.0)
     x = wavetable(tables, f0, n, sr=sr, hop=hop) * 0.8 + sub * sine(f0, n, sr=sr)
@@ -87,7 +93,7 @@ def reese(
     release = int(0.06 * sr)
     n = gate + release
     hop = 512
-    t = np.arange(-(-n // hop) + 1) * hop / sr
+    t = _frame_times(n, hop=hop, sr=sr)
     cutoffs = f0 * (5.0 + 3.5 * (1.0 - np.cos(2 * np.pi * t / rng.uniform(1.5, 3.0))))
     ratio = 2.0 ** (detune_cents / 1200.0)
     x = np.zeros(n, dtype=np.float32)
@@ -114,7 +120,7 @@ def acid(
     release = int(0.01 * sr)
     n = gate + release
     hop = 64
-    t = np.arange(-(-n // hop) + 1) * hop / sr
+    t = _frame_times(n, hop=hop, sr=sr)
     env_amt = 3.5 if accent else 1.8
     cutoffs = cutoff_hz * (1.0 + env_amt * np.exp(-t / (0.09 if accent else 0.16)))
     cutoffs = np.minimum(cutoffs, 0.4 * sr)
@@ -134,7 +140,7 @@ def pluck(
     release = int(0.05 * sr)
     n = gate + release
     hop = 128
-    t = np.arange(-(-n // hop) + 1) * hop / sr
+    t = _frame_times(n, hop=hop, sr=sr)
     cutoffs = np.minimum(f0 * (1.2 + brightness * 12.0 * np.exp(-t / (decay_s * 0.6))), 0.4 * sr)
     tables = _filtered_frames("saw", f0, n, sr=sr, cutoffs=cutoffs, q=1.6, order=2.0)
     x = wavetable(tables, f0, n, sr=sr, hop=hop)
@@ -188,8 +194,7 @@ def felt_piano(f0: float, *, gate: int, sr: int, velocity: float) -> np.ndarray:
     release = int(0.5 * sr)
     n = gate + release
     hop = 512
-    frames = -(-n // hop) + 1
-    t = np.arange(frames) * hop / sr
+    t = _frame_times(n, hop=hop, sr=sr)
     k = np.arange(1, min(16, int(0.4 * sr / f0)) + 1)
     tilt = 1.0 / k ** (1.6 + 1.2 * (1.0 - velocity)) * np.exp(-k / 5.0)
     # A pedalled felt piano: the fundamental rings for seconds, highs fade first.
