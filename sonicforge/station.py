@@ -17,10 +17,10 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sonicforge.errors import ConfigurationError, QueueEntryNotFoundError, StationStateError
+from sonicforge.errors import ConfigurationError, QueueEntryNotFoundError
 from sonicforge.station_values import (
     COMMAND_HISTORY,
     COMMANDS,
@@ -38,6 +38,7 @@ from sonicforge.station_values import (
     QueueSource,
     check_command,
     check_source,
+    listener_expiry,
     new_entry,
     reordered,
     utcnow,
@@ -63,6 +64,7 @@ __all__ = [
     "Subscription",
     "check_command",
     "check_source",
+    "listener_expiry",
     "new_entry",
     "reordered",
     "station_state_from_url",
@@ -285,9 +287,7 @@ class InMemoryStationState(StationState):
     def set_listeners(
         self, output: str, count: int, *, replica: str = "local", ttl_s: float = 30.0
     ) -> None:
-        if count < 0:
-            raise StationStateError(f"listener count must be >= 0, got {count}")
-        expires = self._clock() + timedelta(seconds=ttl_s)
+        expires = listener_expiry(count, ttl_s, self._clock())
         with self._lock:
             self._listeners[(output, replica)] = (count, expires)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -31,6 +32,7 @@ from sonicforge.station_values import (
     _decode,
     _encode,
     check_command,
+    listener_expiry,
     new_entry,
     reordered,
     utcnow,
@@ -170,9 +172,7 @@ class RedisStationState(StationState):
         current = self.now_playing()
         if current is None:
             return
-        moved = NowPlaying(
-            **{**current.__dict__, "position_s": position_s, "updated_at": self._clock()}
-        )
+        moved = replace(current, position_s=position_s, updated_at=self._clock())
         # Only if the track did not change between our read and this write.
         key = self._k("now_playing")
 
@@ -223,9 +223,7 @@ class RedisStationState(StationState):
     def set_listeners(
         self, output: str, count: int, *, replica: str = "local", ttl_s: float = 30.0
     ) -> None:
-        if count < 0:
-            raise StationStateError(f"listener count must be >= 0, got {count}")
-        expires = self._clock() + timedelta(seconds=ttl_s)
+        expires = listener_expiry(count, ttl_s, self._clock())
         value = json.dumps({"count": count, "expires_at": expires.isoformat()})
         self._r.hset(self._k("listeners"), f"{output}|{replica}", value)
 

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar, get_args
 
 from sonicforge.errors import QueueEntryNotFoundError, StationStateError, UnknownCommandError
@@ -155,13 +155,22 @@ def new_entry(track_id: str, source: str, requested_by: str | None, now: datetim
     return QueueEntry(uuid.uuid4().hex, track_id, check_source(source), requested_by, now)
 
 
+def listener_expiry(count: int, ttl_s: float, now: datetime) -> datetime:
+    """When a replica's report of ``count`` listeners lapses; refuses a negative count."""
+    if count < 0:
+        raise StationStateError(f"listener count must be >= 0, got {count}")
+    return now + timedelta(seconds=ttl_s)
+
+
 def reordered(current: Sequence[str], entry_ids: Sequence[str]) -> list[str]:
     """``entry_ids`` first, in that order, then the others as they were."""
-    if len(set(entry_ids)) != len(entry_ids):
+    moved = set(entry_ids)
+    if len(moved) != len(entry_ids):
         raise StationStateError(f"entry ids repeat in the new order: {list(entry_ids)}")
-    unknown = [e for e in entry_ids if e not in current]
+    queued = set(current)
+    unknown = [e for e in entry_ids if e not in queued]
     if unknown:
         raise QueueEntryNotFoundError(
             f"entries not in the queue: {', '.join(unknown)}; queued: {', '.join(current) or 'none'}"
         )
-    return [*entry_ids, *(e for e in current if e not in set(entry_ids))]
+    return [*entry_ids, *(e for e in current if e not in moved)]

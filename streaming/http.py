@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from sonicforge.settings import Settings, get_settings
 from sonicforge.station import StationState, station_state_from_url
 from streaming.hub import ChunkTail, HlsListeners, IcyInterleaver
-from streaming.run import EmbeddedStreamer
+from streaming.outputs.chunks import resolve_stream_dir
 
 ICY_METAINT = 16000
 # A streamer that wrote nothing for this long is off air: say so (503)
@@ -91,14 +91,16 @@ def create_stream_router(
     ``report_s`` seconds."""
     settings = settings or get_settings()
     if stream_dir is None:
-        from streaming.service import resolve_stream_dir
-
         stream_dir = resolve_stream_dir(settings)
     if station is None:
         station = station_state_from_url(settings.redis_url)
     ep = StreamEndpoints(stream_dir, station, report_s=report_s)
     lifespan = None
     if settings.stream_embedded:
+        # Here, not at the top: every API worker imports this module, and
+        # only one that embeds the streamer needs the encoders (PyAV).
+        from streaming.run import EmbeddedStreamer
+
         embedded = EmbeddedStreamer(settings, station)
 
         @contextlib.asynccontextmanager

@@ -60,17 +60,7 @@ class PlayRecorder:
         self.written = 0
 
     def start(self, play_id: str, track_id: str, started_at: datetime) -> None:
-        self._put(
-            {
-                "play_id": play_id,
-                "track_id": track_id,
-                "started_at": started_at,
-                "ended_at": None,
-                "listeners": None,
-                "skipped": False,
-                "channel": self.channel,
-            }
-        )
+        self._put(play_id, track_id, started_at, None, skipped=False, listeners=None)
 
     def end(
         self,
@@ -82,21 +72,29 @@ class PlayRecorder:
         skipped: bool,
         listeners: int | None,
     ) -> None:
-        self._put(
-            {
-                "play_id": play_id,
-                "track_id": track_id,
-                "started_at": started_at,
-                "ended_at": ended_at,
-                "listeners": listeners,
-                "skipped": skipped,
-                "channel": self.channel,
-            }
-        )
+        self._put(play_id, track_id, started_at, ended_at, skipped=skipped, listeners=listeners)
 
-    def _put(self, row: dict[str, Any]) -> None:
+    def _put(
+        self,
+        play_id: str,
+        track_id: str,
+        started_at: datetime,
+        ended_at: datetime | None,
+        *,
+        skipped: bool,
+        listeners: int | None,
+    ) -> None:
+        row = {
+            "play_id": play_id,
+            "track_id": track_id,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "listeners": listeners,
+            "skipped": skipped,
+            "channel": self.channel,
+        }
         with self._lock:
-            self._pending[row["play_id"]] = row
+            self._pending[play_id] = row
             if len(self._pending) > MAX_PENDING:
                 dropped = next(iter(self._pending))
                 del self._pending[dropped]

@@ -17,7 +17,8 @@ from typing import IO
 from sonicforge.settings import Settings
 from sonicforge.station import StationState, station_state_from_url
 from streaming.errors import StreamingError
-from streaming.service import build_streamer, resolve_stream_dir
+from streaming.outputs.chunks import resolve_stream_dir
+from streaming.service import build_streamer
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import random
 from datetime import timedelta
-from pathlib import Path
 from typing import Literal
 
 from sonicforge.lakehouse import Lakehouse
@@ -17,6 +16,7 @@ from sonicforge.settings import Settings
 from sonicforge.station import StationState, station_state_from_url
 from streaming.catalog import Catalog
 from streaming.clock import Clock, RealClock
+from streaming.outputs.chunks import resolve_stream_dir
 from streaming.outputs.hls import HlsOutput
 from streaming.outputs.mp3 import Mp3Output
 from streaming.outputs.viz import VizOutput
@@ -29,11 +29,6 @@ log = logging.getLogger(__name__)
 
 OutputName = Literal["hls", "mp3", "viz", "rtmp"]
 ALL_OUTPUTS: tuple[OutputName, ...] = ("hls", "mp3", "viz", "rtmp")
-
-
-def resolve_stream_dir(settings: Settings) -> Path:
-    """The folder of ``hls/``, ``mp3/`` and ``viz/`` (default ``var/stream``)."""
-    return (settings.stream_dir or settings.var_dir / "stream").absolute()
 
 
 def output_specs(
@@ -94,9 +89,7 @@ def build_streamer(
 ) -> Streamer:
     """A streamer for ``settings``; any part may be injected."""
     clock = clock or RealClock()
-    lakehouse = lakehouse or Lakehouse(
-        settings.resolved_lakehouse_uri, storage_options=settings.lakehouse_storage_options
-    )
+    lakehouse = lakehouse or Lakehouse.from_settings(settings)
     station = station or station_state_from_url(settings.redis_url)
     catalog = Catalog(lakehouse, clock=clock, fallback_size=settings.stream_fallback_size)
     scheduler = Scheduler(

@@ -115,9 +115,13 @@ class Streamer:
                 self._go_on_air()
 
     # -- the loop ---------------------------------------------------------
-    def _emit(self, pcm: np.ndarray) -> None:
+    def _airing(self) -> Airing | None:
+        """What the current deck airs; ``None`` for standby or before the first deck."""
         cur = self.mixer.current
-        airing = cur.meta if cur is not None and isinstance(cur.meta, Airing) else None
+        return cur.meta if cur is not None and isinstance(cur.meta, Airing) else None
+
+    def _emit(self, pcm: np.ndarray) -> None:
+        airing = self._airing()
         start = self.mixer.position - len(pcm)
         block = AudioBlock(
             pcm,
@@ -169,8 +173,7 @@ class Streamer:
         now = self.clock.monotonic()
         if self.recorder is not None:
             self.recorder.maybe_flush()
-        cur = self.mixer.current
-        airing = cur.meta if cur is not None and isinstance(cur.meta, Airing) else None
+        airing = self._airing()
         if self.on_air and airing is not None and now - self._last_position >= 1.0:
             self._last_position = now
             position = (self.mixer.position - airing.start_sample) / self.sr
@@ -186,14 +189,12 @@ class Streamer:
                 log.warning("cannot write heartbeat: %s", exc)
 
     def status(self) -> dict[str, object]:
-        cur = self.mixer.current
+        cur, airing = self.mixer.current, self._airing()
         return {
             "state": "on_air" if self.on_air else "stopped",
             "started_at": self._started_at.isoformat(),
             "position_s": round(self.mixer.position / self.sr, 3),
-            "track_id": cur.meta.pick.track.track_id
-            if cur is not None and isinstance(cur.meta, Airing)
-            else None,
+            "track_id": airing.pick.track.track_id if airing is not None else None,
             "standby": bool(cur is not None and cur.standby),
             "outputs": {r.name: r.state for r in self.runners},
             "restarts": {r.name: r.restarts for r in self.runners},

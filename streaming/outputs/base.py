@@ -44,6 +44,13 @@ class AudioBlock:
     def stream_time_s(self) -> float:
         return self.start / self.sample_rate
 
+    @property
+    def display_title(self) -> str:
+        """``artist - title``, as ICY metadata and the visualizer feed show it."""
+        if self.artist and self.title:
+            return f"{self.artist} - {self.title}"
+        return self.title or self.artist
+
 
 class Framer:
     """Re-cuts blocks into the fixed frame size an encoder needs (AAC 1024,

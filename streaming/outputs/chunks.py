@@ -12,11 +12,19 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streaming.outputs.hls_playlist import atomic_write
 
+if TYPE_CHECKING:
+    from sonicforge.settings import Settings
+
 LATEST = "latest.json"
+
+
+def resolve_stream_dir(settings: Settings) -> Path:
+    """The folder of ``hls/``, ``mp3/`` and ``viz/`` (default ``var/stream``)."""
+    return (settings.stream_dir or settings.var_dir / "stream").absolute()
 
 
 def chunk_name(seq: int, ext: str) -> str:

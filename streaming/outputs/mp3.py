@@ -19,10 +19,6 @@ from streaming.outputs.chunks import ChunkWriter
 MP3_FRAME = 1152
 
 
-def icy_title(artist: str, title: str) -> str:
-    return f"{artist} - {title}" if artist and title else title or artist
-
-
 class Mp3Output(Output):
     name = "mp3"
 
@@ -54,7 +50,7 @@ class Mp3Output(Output):
         self._time = 0.0
 
     def write(self, block: AudioBlock) -> None:
-        self._title = icy_title(block.artist, block.title)
+        self._title = block.display_title
         self._time = block.stream_time_s
         for planar in self._framer.frames(block.pcm):
             frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="stereo")

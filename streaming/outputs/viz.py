@@ -96,7 +96,7 @@ class VizOutput(Output):
         self._title = ""
 
     def write(self, block: AudioBlock) -> None:
-        self._title = f"{block.artist} - {block.title}" if block.artist else block.title
+        self._title = block.display_title
         self._frames.extend(self._analyzer.analyse(block))
         if len(self._frames) >= self._fps:
             self._flush()

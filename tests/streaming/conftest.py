@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import random
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,6 +180,25 @@ class ScriptedClock(VirtualClock):
         super().sleep(seconds)
         while self.script and self.monotonic() >= self.script[0][0] and self.station is not None:
             self.station.send_command(self.script.pop(0)[1], issued_by="test")
+
+
+class PacedClock(VirtualClock):
+    """Virtual time that also passes in real time, ``speed`` times faster
+    (for tests where a real server or player reads alongside)."""
+
+    def __init__(self, speed: float) -> None:
+        super().__init__()
+        self.speed = speed
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds) / self.speed)
+        super().sleep(seconds)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Tap(Output):

@@ -8,7 +8,6 @@ import asyncio
 import io
 import itertools
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,31 +22,12 @@ from websockets.sync.client import connect
 from sonicforge.lakehouse import Lakehouse
 from sonicforge.settings import Settings
 from sonicforge.station import InMemoryStationState
-from streaming.clock import VirtualClock
 from streaming.http import ICY_METAINT, create_stream_app
 from streaming.hub import ChunkTail, IcyInterleaver
 from streaming.outputs.chunks import ChunkWriter
 from streaming.service import output_specs
 
-from .conftest import make_streamer
-
-
-class PacedClock(VirtualClock):
-    """Virtual time that also passes in real time, ``speed`` times faster."""
-
-    def __init__(self, speed: float) -> None:
-        super().__init__()
-        self.speed = speed
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds) / self.speed)
-        super().sleep(seconds)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .conftest import PacedClock, free_port, make_streamer
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from streaming.outputs.base import OutputSpec
 from streaming.outputs.rtmp import RtmpOutput
 from streaming.outputs.rtmp_targets import target, targets_from_settings
 
-from .conftest import make_streamer
+from .conftest import PacedClock, free_port, make_streamer
 
 MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -37,12 +37,6 @@ needs_nginx = pytest.mark.skipif(
     reason="needs Debian's nginx with libnginx-mod-rtmp "
     "(apt-get install -y nginx libnginx-mod-rtmp)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -161,16 +155,6 @@ def test_push_h264_aac_with_two_second_keyframes_beside_a_dead_target(
     assert status["rtmp:dead"].state in ("restarting", "stopped")
     assert "SECRETKEY123" not in caplog.text and "goodkey42" not in caplog.text
     assert "rtmp://127.0.0.1" in caplog.text and "****" in caplog.text
-
-
-class PacedClock(VirtualClock):
-    def __init__(self, speed: float) -> None:
-        super().__init__()
-        self.speed = speed
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds) / self.speed)
-        super().sleep(seconds)
 
 
 @needs_nginx
