@@ -21,7 +21,9 @@ V = TypeVar("V")
 log = logging.getLogger("serving.cache")
 
 
-class TTLCache(Generic[V]):
+class _Entries(Generic[V]):
+    """Entries with one TTL, at most ``max_entries`` of them."""
+
     def __init__(
         self, ttl_s: float, *, max_entries: int = 512, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -30,6 +32,18 @@ class TTLCache(Generic[V]):
         self._clock = clock
         self._data: dict[Hashable, tuple[float, V]] = {}
 
+    def _store(self, key: Hashable, value: V) -> None:
+        if key not in self._data and len(self._data) >= self.max_entries:
+            # One TTL for all: the first inserted is the first to expire.
+            self._data.pop(next(iter(self._data)))
+        self._data.pop(key, None)  # re-inserted last, in expiry order
+        self._data[key] = (self._clock() + self.ttl_s, value)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+class TTLCache(_Entries[V]):
     def get(self, key: Hashable) -> V | None:
         hit = self._data.get(key)
         if hit is None:
@@ -41,31 +55,18 @@ class TTLCache(Generic[V]):
         return value
 
     def set(self, key: Hashable, value: V) -> V:
-        if key not in self._data and len(self._data) >= self.max_entries:
-            # One TTL for all: the first inserted is the first to expire.
-            self._data.pop(next(iter(self._data)))
-        self._data.pop(key, None)  # re-inserted last, in expiry order
-        self._data[key] = (self._clock() + self.ttl_s, value)
+        self._store(key, value)
         return value
 
-    def clear(self) -> None:
-        self._data.clear()
 
-
-class RefreshingCache(Generic[V]):
+class RefreshingCache(_Entries[V]):
     """Values computed by a blocking function (run in a worker thread)."""
 
     def __init__(
         self, ttl_s: float, *, max_entries: int = 256, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._clock = clock
-        self._data: dict[Hashable, tuple[float, V]] = {}
+        super().__init__(ttl_s, max_entries=max_entries, clock=clock)
         self._inflight: dict[Hashable, asyncio.Future[V]] = {}
-
-    def clear(self) -> None:
-        self._data.clear()
 
     async def get(self, key: Hashable, compute: Callable[[], V]) -> V:
         entry = self._data.get(key)
@@ -92,12 +93,6 @@ class RefreshingCache(Generic[V]):
         task.add_done_callback(_log_failure)
         self._inflight[key] = task
         return task
-
-    def _store(self, key: Hashable, value: V) -> None:
-        if key not in self._data and len(self._data) >= self.max_entries:
-            self._data.pop(next(iter(self._data)))
-        self._data.pop(key, None)
-        self._data[key] = (self._clock() + self.ttl_s, value)
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

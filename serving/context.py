@@ -111,9 +111,7 @@ def build_context(
         access_ttl_s=settings.access_token_ttl_s,
         refresh_ttl_s=settings.refresh_token_ttl_s,
     )
-    lakehouse = lakehouse or Lakehouse(
-        settings.resolved_lakehouse_uri, storage_options=settings.lakehouse_storage_options
-    )
+    lakehouse = lakehouse or Lakehouse.from_settings(settings)
     if pipeline is None:
         if settings.dagster_graphql_url:
             pipeline = GraphQLLauncher(

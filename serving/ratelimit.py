@@ -40,7 +40,7 @@ log = logging.getLogger("serving.ratelimit")
 
 # Leases this worker remembers (about one per active client and limit);
 # expired ones are dropped when the map grows past this.
-MAX_REMEMBERED_WINDOWS = 50_000
+MAX_REMEMBERED_LEASES = 50_000
 # A lease is at most this share of the budget believed left, and no more
 # than MAX_LEASE hits; none within LEASE_MIN_REMAINING of the limit.
 LEASE_SHARE = 32
@@ -174,7 +174,7 @@ class RateLimiter:
         granted = max(0, min(1 + extra, item.amount - (count - 1 - extra)))
         current = self._live(key, now)
         if current is None or current.reset_at != reset:
-            if len(self._leases) >= MAX_REMEMBERED_WINDOWS:
+            if len(self._leases) >= MAX_REMEMBERED_LEASES:
                 self._leases = {k: v for k, v in self._leases.items() if v.reset_at > now}
             current = self._leases[key] = Lease(item.amount, reset, count)
         current.stored = max(current.stored, count)

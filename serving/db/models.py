@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from serving.db.types import UTCDateTime, utcnow, uuid7
+from serving.security.permissions import Role
 
 # Named constraints, so migrations can alter them on every backend.
 NAMING = {
@@ -34,8 +35,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-ROLE_NAMES = ("listener", "subscriber", "creator", "moderator", "analyst", "operator", "admin")
-
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -45,7 +44,7 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLE_NAMES)})", name="role"),
+        CheckConstraint(f"role IN ({', '.join(repr(r.value) for r in Role)})", name="role"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=uuid7)

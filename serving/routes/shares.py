@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Header, Path, Query, status
 
 from serving.deps import ContextDep, OptionalPrincipal, RequirePermission, SessionDep
-from serving.exceptions import NotFoundError
 from serving.routing import ResourceRouter
 from serving.schemas.common import error_responses
 from serving.schemas.shares import ShareCreate, ShareDetail, SharePublic
@@ -33,9 +32,7 @@ def create_share(
     ctx: ContextDep,
     session: SessionDep,
 ) -> SharePublic:
-    track = ctx.catalog.find(body.track_id)
-    if track is None:
-        raise NotFoundError(f"no track {body.track_id!r} in the lakehouse")
+    track = ctx.catalog.require(body.track_id)
     return shares.create_share(
         session, track, user_id=principal.user_id, web_base_url=ctx.settings.web_base_url
     )

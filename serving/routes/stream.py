@@ -13,7 +13,6 @@ from serving.deps import (
     SessionDep,
     context_of,
 )
-from serving.exceptions import NotFoundError
 from serving.hot import stream_status_body
 from serving.routing import ResourceRouter
 from serving.schemas.common import error_responses
@@ -103,8 +102,7 @@ def read_queue(ctx: ContextDep, principal: OptionalPrincipal) -> QueuePublic:
 def create_queue_entry(
     body: QueueEntryCreate, principal: QueueManager, ctx: ContextDep
 ) -> QueueEntryPublic:
-    if ctx.catalog.find(body.track_id) is None:
-        raise NotFoundError(f"no track {body.track_id!r} in the lakehouse")
+    ctx.catalog.require(body.track_id)
     entry = ctx.station.enqueue(body.track_id, source="operator", requested_by=principal.user_id)
     ctx.status_cache.clear()
     return queue_entry(entry, show_requester=True)

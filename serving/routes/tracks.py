@@ -69,9 +69,7 @@ async def read_tracks(
 def read_track(
     track_id: TrackIdPath, ctx: ContextDep, session: SessionDep, principal: OptionalPrincipal
 ) -> TrackDetail:
-    track = ctx.catalog.find(track_id)
-    if track is None:
-        raise NotFoundError(f"no track {track_id!r} in the lakehouse")
+    track = ctx.catalog.require(track_id)
     aggregate = votes.aggregate(
         session,
         track_id,

@@ -13,7 +13,6 @@ from serving.deps import (
     SessionDep,
     context_of,
 )
-from serving.exceptions import NotFoundError
 from serving.hot import top_tracks_body
 from serving.logs import request_id_var
 from serving.routing import ResourceRouter
@@ -55,9 +54,7 @@ async def read_top_tracks(
     summary="Vote on a track (stars and/or up or down); voting again replaces the vote",
 )
 async def create_vote(body: VoteCreate, principal: Voter, ctx: ContextDep) -> VotePublic:
-    track = await ctx.catalog.afind(body.track_id)
-    if track is None:
-        raise NotFoundError(f"no track {body.track_id!r} in the lakehouse")
+    track = await ctx.catalog.arequire(body.track_id)
     # Written by the worker's vote writer (group commit), with its event.
     created_at, updated_at = await ctx.votes.submit(
         user_id=principal.user_id,
@@ -86,8 +83,7 @@ async def create_vote(body: VoteCreate, principal: Voter, ctx: ContextDep) -> Vo
 def read_votes(
     track_id: TrackIdPath, ctx: ContextDep, session: SessionDep, principal: OptionalPrincipal
 ) -> VoteAggregate:
-    if ctx.catalog.find(track_id) is None:
-        raise NotFoundError(f"no track {track_id!r} in the lakehouse")
+    ctx.catalog.require(track_id)
     return votes.aggregate(
         session,
         track_id,

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from serving.exceptions import NotFoundError
 from serving.schemas.tracks import Rendition, TrackMaster, TrackPublic, TrackScore
 from sonicforge.lakehouse import Lakehouse
 from sonicforge.tables import contract
@@ -140,12 +141,6 @@ class TrackCatalog:
         log.info("track catalog loaded", extra={"tracks": len(tracks), "versions": versions})
         return Snapshot(versions, tracks, list(tracks.values()), mp3)
 
-    def fresh(self) -> Snapshot | None:
-        """The snapshot if it was checked recently enough, without I/O."""
-        if self._snapshot is not None and self._clock() - self._checked_at < self.check_every_s:
-            return self._snapshot
-        return None
-
     def snapshot(self, *, max_age_s: float | None = None) -> Snapshot:
         """The current snapshot, reloaded first if a table moved (blocking).
         While another thread checks the tables, the current one is returned
@@ -202,3 +197,17 @@ class TrackCatalog:
             snap = self.snapshot(max_age_s=0.25)
             track = snap.tracks.get(track_id)
         return track
+
+    def require(self, track_id: str) -> TrackPublic:
+        """``find``, or ``NotFoundError`` for a track the lakehouse lacks."""
+        return _found(self.find(track_id), track_id)
+
+    async def arequire(self, track_id: str) -> TrackPublic:
+        """``require`` for async routes."""
+        return _found(await self.afind(track_id), track_id)
+
+
+def _found(track: TrackPublic | None, track_id: str) -> TrackPublic:
+    if track is None:
+        raise NotFoundError(f"no track {track_id!r} in the lakehouse")
+    return track

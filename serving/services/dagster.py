@@ -69,7 +69,8 @@ def run_config(data: PipelineRunCreate) -> dict[str, Any]:
     return {"ops": {"generated_tracks": {"config": config}}}
 
 
-def _ts(value: float | None) -> datetime | None:
+def utc_from_timestamp(value: float | None) -> datetime | None:
+    """A Dagster run time (Unix seconds, or none yet) as an aware datetime."""
     return datetime.fromtimestamp(value, UTC) if value else None
 
 
@@ -181,8 +182,8 @@ class GraphQLLauncher(PipelineLauncher):
             status=result["status"],
             mode=self.mode,
             job_name=result["jobName"],
-            started_at=_ts(result.get("startTime")),
-            ended_at=_ts(result.get("endTime")),
+            started_at=utc_from_timestamp(result.get("startTime")),
+            ended_at=utc_from_timestamp(result.get("endTime")),
         )
 
     async def ping(self) -> str:

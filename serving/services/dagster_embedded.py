@@ -21,7 +21,12 @@ import anyio
 
 from serving.exceptions import NotFoundError, UpstreamError
 from serving.schemas.pipeline import PipelineRunCreate, PipelineRunPublic, RunMode
-from serving.services.dagster import PARTITION_TAG, PipelineLauncher, new_batch_id
+from serving.services.dagster import (
+    PARTITION_TAG,
+    PipelineLauncher,
+    new_batch_id,
+    utc_from_timestamp,
+)
 from sonicforge.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -122,8 +127,8 @@ class EmbeddedLauncher(PipelineLauncher):
             status=run.status.value,
             mode=self.mode,
             job_name=run.job_name,
-            started_at=record.start_time and _utc(record.start_time),
-            ended_at=record.end_time and _utc(record.end_time),
+            started_at=utc_from_timestamp(record.start_time),
+            ended_at=utc_from_timestamp(record.end_time),
         )
 
     async def launch(self, data: PipelineRunCreate, *, requested_by: str) -> PipelineRunPublic:
@@ -159,9 +164,3 @@ class EmbeddedLauncher(PipelineLauncher):
     async def close(self) -> None:
         if self._instance is not None:
             self._instance.dispose()
-
-
-def _utc(ts: float) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC)

@@ -215,9 +215,7 @@ def test_reading_another_users_keys_finds_nothing(client: TestClient, users: Use
     assert client.get(f"/api/v1/api-keys/{key['id']}", headers=alice.headers).status_code == 200
 
 
-def test_login_is_throttled_per_account(
-    make_context: Callable[..., AppContext], users: Users
-) -> None:
+def test_login_is_throttled_per_account(make_context: Callable[..., AppContext]) -> None:
     ctx = make_context(login_rate_limit_account="3 per 15 minutes")
     with TestClient(create_app(context=ctx)) as client:
         client.post(
@@ -268,7 +266,7 @@ def test_a_successful_login_clears_the_account_failures(
         assert client.post("/api/v1/auth/login", json=good).status_code == 200
 
 
-def test_bcrypt_cost_is_12_by_default_and_lower_only_in_tests(tmp_path: Any) -> None:
+def test_bcrypt_cost_is_12_by_default_and_lower_only_in_tests() -> None:
     assert Settings().bcrypt_rounds == 12
     with pytest.raises(ConfigurationError, match="allowed only in tests"):
         Settings(environment="development", bcrypt_rounds=4).check_serving()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from serving.app import create_app
 from serving.context import AppContext
 from serving.db.models import OutboxEvent, Vote
 from serving.db.types import utcnow
@@ -177,14 +179,10 @@ def test_chart_parameters_are_validated(client: TestClient) -> None:
 
 
 def test_the_chart_is_cached_until_its_ttl(
-    make_context: object, users: Users, seeded: list[SeededTrack]
+    make_context: Callable[..., AppContext], seeded: list[SeededTrack]
 ) -> None:
-    from fastapi.testclient import TestClient as TC
-
-    from serving.app import create_app
-
-    ctx = make_context(top_tracks_cache_s=60.0)  # type: ignore[operator]
-    with TC(create_app(context=ctx)) as client:
+    ctx = make_context(top_tracks_cache_s=60.0)
+    with TestClient(create_app(context=ctx)) as client:
         u = Users(client, ctx).create()
         assert client.get("/api/v1/top-tracks").json()["items"] == []
         client.post(
