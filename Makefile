@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/var/dagster
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench bench-generate bench-api api dagster mlflow clean-var
+.PHONY: run test lint bench bench-generate bench-api api dagster mlflow
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -2,13 +2,13 @@
 
 Why ``delta_scan``: on 1M event rows a group-by took 0.04–0.06 s through
 DuckDB's Delta extension against 0.15–0.2 s over
-``DeltaTable.to_pyarrow_dataset()`` (shared/STACK.md, and ``bench/sql.py``
-measures both again). The extension reads the Delta log itself, so a view
-always sees the latest table version and filters/projections are pushed down
-into the Parquet scan. ``INSTALL delta`` downloads and fails offline, so the
-extension is loaded from the ``duckdb-ext-delta`` wheel with auto-install
-off. Where it cannot load (another platform), tables fall back to Arrow
-datasets, which are correct but slower.
+``DeltaTable.to_pyarrow_dataset()`` (as measured in shared/STACK.md). The
+extension reads the Delta log itself, so a view always sees the latest table
+version and filters/projections are pushed down into the Parquet scan.
+``INSTALL delta`` downloads and fails offline, so the extension is loaded
+from the ``duckdb-ext-delta`` wheel with auto-install off. Where it cannot
+load (another platform), tables fall back to Arrow datasets, which are
+correct but slower.
 """
 
 from __future__ import annotations

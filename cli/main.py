@@ -8,26 +8,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sonicforge.lakehouse import Lakehouse
 
 
 class CliError(Exception):
     """An error to print as one line, exit status 2."""
 
 
-def _lakehouse():  # type: ignore[no-untyped-def]
+def _lakehouse() -> Lakehouse:
     from sonicforge.lakehouse import Lakehouse
     from sonicforge.settings import get_settings
 
-    s = get_settings()
-    return Lakehouse(s.resolved_lakehouse_uri, storage_options=s.lakehouse_storage_options)
+    return Lakehouse.from_settings(get_settings())
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from analytics.sql import SqlEngine
+    from analytics.sql import SqlEngine, delta_extension_path
     from orchestration.launch import ensure_dagster_home
     from sonicforge.settings import get_settings
 
@@ -41,8 +43,6 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"lakehouse: {lh.root_uri} (tables: {', '.join(names)})")
     print(f"dagster home: {home}")
     print(f"duckdb file: {settings.resolved_duckdb_path}")
-    from analytics.sql import delta_extension_path
-
     ext = delta_extension_path()
     if ext is not None:
         # A plain DuckDB 1.4.4 shell cannot download the extension offline.
@@ -51,6 +51,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    import logging
+
     from pydantic import ValidationError
 
     from models.errors import ModelsError
@@ -86,14 +88,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from orchestration.launch import launch_generation
 
-    _lakehouse().ensure_all()
+    lh = _lakehouse()
+    lh.ensure_all()
     print(
         f"generating {config.count} track(s) of {', '.join(config.genres)}, "
         f"{config.duration_s:g} s each, backend {backend.name} ...",
         flush=True,
     )
     result = launch_generation(config, batch_id=args.batch_id)
-    _sync_duckdb()
+    _sync_duckdb(lh)
     status = "succeeded" if result.success else "FAILED"
     print(f"batch {result.batch_id}: run {result.run_id} {status}")
     if result.failed_steps:
@@ -102,7 +105,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print("failed checks: " + ", ".join(result.failed_checks))
     from analytics.sql import SqlEngine, render
 
-    engine = SqlEngine(_lakehouse())
+    engine = SqlEngine(lh)
     table = engine.query(
         "select t.track_id, t.genre, round(t.bpm, 1) as bpm, t.musical_key, "
         "round(t.duration_s, 1) as duration_s, round(s.quality_score, 1) as quality, s.passed, "
@@ -117,7 +120,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
-def _sync_duckdb() -> None:
+def _sync_duckdb(lh: Lakehouse) -> None:
     """Refresh the analysts' DuckDB file so its views cover every table."""
     import duckdb
 
@@ -126,7 +129,7 @@ def _sync_duckdb() -> None:
 
     # Another process may hold the file open; its views stay valid then.
     with contextlib.suppress(duckdb.IOException):
-        SqlEngine(_lakehouse(), database=get_settings().resolved_duckdb_path).close()
+        SqlEngine(lh, database=get_settings().resolved_duckdb_path).close()
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

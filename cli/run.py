@@ -98,19 +98,16 @@ def _mlflow_ui(host: str) -> Service | None:
 def bootstrap() -> None:
     """Tables, Dagster home and DuckDB file; a first batch if nothing is on air."""
     from cli.main import main as cli
+    from orchestration.config import DEFAULT_GENRES
+    from sonicforge.lakehouse import Lakehouse
 
     if cli(["init"]) != 0:
         raise SystemExit("sonicforge init failed")
-    from sonicforge.lakehouse import Lakehouse
-
-    s = get_settings()
-    lh = Lakehouse(s.resolved_lakehouse_uri, storage_options=s.lakehouse_storage_options)
-    if lh.count("rotation") == 0:
+    if Lakehouse.from_settings(get_settings()).count("rotation") == 0:
         count = os.environ.get("SONICFORGE_RUN_FIRST_BATCH", "6")
         duration = os.environ.get("SONICFORGE_RUN_FIRST_DURATION", "180")
-        genres = ["house", "techno", "trance", "drum_and_bass", "lofi_hip_hop", "ambient"]
         argv = ["generate", "--count", count, "--duration", duration]
-        for g in genres:
+        for g in DEFAULT_GENRES:
             argv += ["--genre", g]
         cli(argv)
 

@@ -18,6 +18,9 @@ from orchestration.jobs import GENERATE_JOB
 from orchestration.partitions import BATCHES, new_batch_id
 from sonicforge.settings import Settings, get_settings
 
+# Who asked for a run ("sonicforge" here, the feed sensor's name, "api").
+LAUNCHED_BY_TAG = "sonicforge/launched_by"
+
 
 @dataclass
 class LaunchResult:
@@ -74,7 +77,7 @@ def launch_generation(
         instance=instance,
         partition_key=batch_id,
         raise_on_error=False,
-        tags={"sonicforge/launched_by": "sonicforge", **(tags or {})},
+        tags={LAUNCHED_BY_TAG: "sonicforge", **(tags or {})},
     )
     failed_steps = [e.step_key or "" for e in result.all_events if e.is_step_failure]
     failed_checks = [

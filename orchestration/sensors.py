@@ -15,13 +15,13 @@ import dagster as dg
 
 from orchestration.config import GenerationConfig
 from orchestration.jobs import GENERATE_JOB, generate_tracks_job
-from orchestration.launch import run_config_for
+from orchestration.launch import LAUNCHED_BY_TAG, run_config_for
 from orchestration.partitions import batch_partitions, new_batch_id
 from orchestration.resources import LakehouseResource
 from sonicforge.lakehouse import Lakehouse
 from sonicforge.settings import get_settings
 
-SENSOR_TAG = "sonicforge/launched_by"
+SENSOR_TAG = LAUNCHED_BY_TAG
 SENSOR_NAME = "air_feed_sensor"
 MAX_TRACKS_PER_RUN = 12
 IN_FLIGHT = [

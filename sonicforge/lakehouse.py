@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +19,9 @@ from deltalake.exceptions import TableNotFoundError
 from sonicforge.errors import SonicForgeError
 from sonicforge.storage import ObjectStore
 from sonicforge.tables import CONTRACTS, TableContract, contract
+
+if TYPE_CHECKING:
+    from sonicforge.settings import Settings
 
 Rows: TypeAlias = "pa.Table | Sequence[Mapping[str, Any]]"
 
@@ -33,6 +36,13 @@ class Lakehouse:
             self.root_uri = os.path.abspath(self.root_uri.removeprefix("file://"))
         self.storage_options = dict(storage_options or {})
         self.audio = ObjectStore(f"{self.root_uri}/audio", storage_options=self.storage_options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Lakehouse:
+        """The lakehouse the settings name (``var/lake`` unless configured)."""
+        return cls(
+            settings.resolved_lakehouse_uri, storage_options=settings.lakehouse_storage_options
+        )
 
     # -- tables -----------------------------------------------------------
     def table_uri(self, name: str) -> str:
@@ -50,8 +60,10 @@ class Lakehouse:
 
     def ensure(self, name: str) -> None:
         """Create table ``name`` empty, with its contract's schema, if missing."""
-        if self.exists(name):
-            return
+        if not self.exists(name):
+            self._create(name)
+
+    def _create(self, name: str) -> None:
         c = contract(name)
         if self._local:
             os.makedirs(self.table_uri(name), exist_ok=True)
@@ -92,9 +104,11 @@ class Lakehouse:
         keys = data.select(list(c.key)).to_pylist()
         if len({tuple(k.values()) for k in keys}) != len(keys):
             raise SonicForgeError(f"duplicate {c.key} values in rows written to {name!r}")
-        self.ensure(name)
         dt = self._open(name)
-        assert dt is not None
+        if dt is None:
+            self._create(name)
+            dt = self._open(name)
+            assert dt is not None
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in c.key)
         merger = dt.merge(data, predicate, source_alias="s", target_alias="t")
         if update:
@@ -129,7 +143,7 @@ class Lakehouse:
         c = contract(name)
         dt = self._open(name)
         if dt is None:
-            return self.conform(c, c.schema.empty_table()).select(list(columns or c.columns))
+            return c.schema.empty_table().select(list(columns or c.columns))
         # Filters are pushed into the scan. delta-rs may write string
         # columns as string_view, which pyarrow cannot compare with a string
         # literal, so each filtered column is cast to its contract type first.

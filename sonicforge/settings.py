@@ -145,13 +145,15 @@ class Settings(BaseSettings):
     # process: the no-Redis default, where only one process shares the state.
     stream_embedded: bool = False
 
-    @field_validator("stream_hls_bitrates_kbps", mode="before")
+    @field_validator("stream_hls_bitrates_kbps", "cors_origins", mode="before")
     @classmethod
-    def _parse_bitrates(cls, value: Any) -> Any:
-        # "64,128,256" or a JSON list in the environment.
+    def _parse_list(cls, value: Any) -> Any:
+        # A JSON list or comma-separated values ("64,128,256") in the environment.
         if isinstance(value, str):
             text = value.strip()
-            return json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v]
+            if text.startswith("["):
+                return json.loads(text)
+            return [v.strip() for v in text.split(",") if v.strip()]
         return value
 
     @field_validator("lakehouse_storage_options", mode="before")
@@ -165,17 +167,6 @@ class Settings(BaseSettings):
                     "SONICFORGE_LAKEHOUSE_STORAGE_OPTIONS must be a JSON object of strings, "
                     f'e.g. {{"AWS_REGION": "eu-west-1"}}: {exc}'
                 ) from exc
-        return value
-
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _parse_origins(cls, value: Any) -> Any:
-        # Either a JSON list or comma-separated origins in the environment.
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [o.strip() for o in text.split(",") if o.strip()]
         return value
 
     @property

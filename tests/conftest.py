@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sonicforge.lakehouse import Lakehouse
-from sonicforge.settings import Settings
+from sonicforge.settings import Settings, get_settings
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +22,6 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.setenv("SONICFORGE_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     (tmp_path / "dagster_home").mkdir()
-    from sonicforge.settings import get_settings
-
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -41,20 +39,21 @@ def lakehouse(tmp_path: Path) -> Lakehouse:
     return lh
 
 
+def _ci_service_url(variable: str, service: str) -> str:
+    url = os.environ.get(variable)
+    if not url:
+        pytest.skip(f"{variable} is not set; .ci/run sets it to the CI {service}")
+    return url
+
+
 @pytest.fixture
 def postgres_url() -> str:
-    url = os.environ.get("SONICFORGE_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("SONICFORGE_TEST_POSTGRES_URL is not set; .ci/run sets it to the CI PostgreSQL")
-    return url
+    return _ci_service_url("SONICFORGE_TEST_POSTGRES_URL", "PostgreSQL")
 
 
 @pytest.fixture
 def redis_url() -> str:
-    url = os.environ.get("SONICFORGE_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("SONICFORGE_TEST_REDIS_URL is not set; .ci/run sets it to the CI Redis")
-    return url
+    return _ci_service_url("SONICFORGE_TEST_REDIS_URL", "Redis")
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,23 @@ def test_production_values_come_from_the_environment(monkeypatch: pytest.MonkeyP
     assert s.lakehouse_storage_options == {"AWS_REGION": "eu-west-1"}
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("STREAM_HLS_BITRATES_KBPS", "64, 128,", "stream_hls_bitrates_kbps", [64, 128]),
+        ("STREAM_HLS_BITRATES_KBPS", "[96, 192]", "stream_hls_bitrates_kbps", [96, 192]),
+        ("CORS_ORIGINS", " https://a.example , https://b.example", "cors_origins",
+         ["https://a.example", "https://b.example"]),
+        ("CORS_ORIGINS", '["https://a.example"]', "cors_origins", ["https://a.example"]),
+    ],
+)  # fmt: skip
+def test_lists_come_as_json_or_comma_separated(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, expected: list[object]
+) -> None:
+    monkeypatch.setenv(f"SONICFORGE_{variable}", value)
+    assert getattr(Settings(), field) == expected
+
+
 def test_bad_storage_options_say_what_is_expected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SONICFORGE_LAKEHOUSE_STORAGE_OPTIONS", "region=eu")
     with pytest.raises(ValidationError, match="must be a JSON object"):
