@@ -37,15 +37,20 @@ class Limits:
     principal: RateLimitItem
     login_ip: RateLimitItem
     login_account: RateLimitItem
+    # One attempt per client and account, in the account limit's window:
+    # what a client with no failures gets while the account is throttled.
+    login_client: RateLimitItem
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
         parse = RateLimiter.item
+        account = parse(s.login_rate_limit_account)
         return cls(
             parse(s.rate_limit_ip),
             parse(s.rate_limit_principal),
             parse(s.login_rate_limit_ip),
-            parse(s.login_rate_limit_account),
+            account,
+            type(account)(1, account.multiples, namespace=account.namespace),
         )
 
 

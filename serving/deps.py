@@ -16,6 +16,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from serving.addresses import client_address
 from serving.context import AppContext
 from serving.exceptions import AuthenticationError, PermissionDeniedError
 from serving.security.apikeys import hash_key
@@ -132,8 +133,10 @@ def RequirePermission(permission: Permission) -> Any:
     return Depends(check)
 
 
-async def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "-"
+async def client_ip(request: Request) -> str | None:
+    """The client's IP address (from the trusted proxy's X-Forwarded-For,
+    validated), ``None`` when it is not an address."""
+    return client_address(request.scope)
 
 
-ClientIP = Annotated[str, Depends(client_ip)]
+ClientIP = Annotated[str | None, Depends(client_ip)]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -92,13 +93,55 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", message, details=issues)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _path_templates(request: Request) -> list[tuple[int, re.Pattern[str], list[str]]]:
+    """The documented paths as ``(parameters, pattern, methods)``, once per app."""
+    state = request.app.state
+    cached: list[tuple[int, re.Pattern[str], list[str]]] | None = getattr(
+        state, "path_templates", None
+    )
+    if cached is None:
+        cached = []
+        for template, item in request.app.openapi().get("paths", {}).items():
+            parts = re.split(r"(\{[^}]+\})", template)
+            pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+            methods = sorted(m.upper() for m in item if m.upper() in _METHODS)
+            if "GET" in methods:
+                methods = sorted({*methods, "HEAD"})
+            cached.append((template.count("{"), re.compile(pattern + "$"), methods))
+        cached.sort(key=lambda t: t[0])
+        state.path_templates = cached
+    return cached
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+
+
+def allowed_methods(request: Request) -> str | None:
+    """The methods of the documented path that ``request.url.path`` names.
+
+    The router reports the methods of the first route whose pattern the path
+    fits, which for ``/stream/queue/order`` is ``/stream/queue/{entry_id}``
+    (DELETE); a path written out beats one with parameters."""
+    path = request.url.path
+    for _, pattern, methods in _path_templates(request):
+        if pattern.match(path):
+            return ", ".join(methods)
+    return None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 404 and message == "Not Found":
         message = "no such endpoint; see /docs for the API"
-    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+    if exc.status_code == 405:
+        allow = allowed_methods(request) or headers.get("Allow")
+        if allow:
+            headers["Allow"] = allow
+            message = f"{request.method} is not allowed here; allowed: {allow}"
+    return error_response(exc.status_code, code, message, headers=headers or None)
 
 
 async def _station_error(_request: Request, exc: Exception) -> JSONResponse:

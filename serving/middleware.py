@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.addresses import client_address, client_identity
 from serving.exceptions import InvalidTokenError
 from serving.logs import AccessLog, request_id_var
 from serving.ratelimit import Verdict
@@ -78,6 +79,12 @@ def body_refusal(scope: Scope) -> tuple[int, str, str] | None:
     if not length.isdigit() or int(length) > MAX_BODY_BYTES:
         return 413, "payload_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
     return None
+
+
+def _logged_client(scope: Scope) -> str | None:
+    # The validated address; anything else as given, cut short.
+    client = scope.get("client")
+    return client_address(scope) or (str(client[0])[:64] if client else None)
 
 
 class RequestIds:
@@ -161,14 +168,13 @@ class RequestContextMiddleware:
                 )
         finally:
             if self.access_log is not None:
-                client = scope.get("client")
                 self.access_log.request(
                     request_id,
                     scope["method"],
                     path,
                     status,
                     round((time.perf_counter() - start) * 1000, 3),
-                    client[0] if client else None,
+                    _logged_client(scope),
                 )
             request_id_var.reset(token)
 
@@ -194,8 +200,7 @@ class RateLimitMiddleware:
             return
         ctx = self.context()
         limiter, limits = ctx.limiter, ctx.limits
-        client = scope.get("client")
-        buckets: list[tuple[Any, str, str]] = [(limits.ip, "ip", client[0] if client else "-")]
+        buckets: list[tuple[Any, str, str]] = [(limits.ip, "ip", client_identity(scope))]
         credential = read_credential(
             {"x-api-key": raw_header(scope, b"x-api-key"),
              "authorization": raw_header(scope, b"authorization")}

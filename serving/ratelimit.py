@@ -19,8 +19,11 @@ of the limit, and for small limits (logins, tests), every hit is counted in
 the store alone.
 
 A worker that stops loses only its unused lease (the client gets fewer hits
-that window, never more). When the store fails, requests go through (the
-API stays up), the failure is logged and /health/detailed shows it.
+that window, never more). When the store fails, ordinary limits let
+requests through (the API stays up), the failure is logged and
+/health/detailed shows it. Strict limits (the login throttle) fail closed
+instead: they are counted in this worker's memory until the store is back,
+so guessing passwords is never unthrottled, only throttled per worker.
 """
 
 from __future__ import annotations
@@ -121,6 +124,8 @@ class RateLimiter:
             self._redis = storage
         else:
             self._memory = MemoryStorage()
+        # Where strict limits are counted while the store is unreachable.
+        self._fallback = MemoryStorage()
         self._leases: dict[str, Lease] = {}
 
     @staticmethod
@@ -149,8 +154,11 @@ class RateLimiter:
         lease = self._leases.get(key)
         return lease if lease is not None and lease.reset_at > now else None
 
-    async def hit(self, item: RateLimitItem, *identity: str) -> Verdict | None:
-        """Count one request; ``None`` when the store could not be reached."""
+    async def hit(
+        self, item: RateLimitItem, *identity: str, strict: bool = False
+    ) -> Verdict | None:
+        """Count one request; ``None`` when the store could not be reached,
+        unless ``strict``: then it is counted in this worker's memory."""
         key = item.key_for(*identity)
         now = time.time()
         lease = self._live(key, now)
@@ -167,6 +175,9 @@ class RateLimiter:
             else:  # opened by another worker: ask when it ends, once
                 reset = await self._expiry(key)
         except Exception:  # an unreachable store must not take the API down
+            if strict:
+                log.warning("rate-limit store unreachable; counted in memory", exc_info=True)
+                return self._hit_fallback(item, key)
             log.warning("rate-limit store unreachable; request allowed", exc_info=True)
             return None
         # Of the hits just counted, those within the limit are granted: the
@@ -180,6 +191,11 @@ class RateLimiter:
         current.stored = max(current.stored, count)
         current.tokens += max(0, granted - 1)
         return Verdict(granted > 0, item.amount, current.remaining(), reset)
+
+    def _hit_fallback(self, item: RateLimitItem, key: str) -> Verdict:
+        count = self._fallback.incr(key, item.get_expiry(), 1)
+        reset = self._fallback.get_expiry(key)
+        return Verdict(count <= item.amount, item.amount, max(0, item.amount - count), reset)
 
     async def peek(self, item: RateLimitItem, *identity: str) -> Verdict | None:
         """The limit's state without counting a request."""
@@ -197,6 +213,7 @@ class RateLimiter:
     async def clear(self, item: RateLimitItem, *identity: str) -> None:
         key = item.key_for(*identity)
         self._leases.pop(key, None)
+        self._fallback.clear(key)
         try:
             if self._memory is not None:
                 self._memory.clear(key)
@@ -214,6 +231,7 @@ class RateLimiter:
 
     async def close(self) -> None:
         self._leases.clear()
+        self._fallback.reset()
         if self._memory is not None:
             self._memory.reset()
 

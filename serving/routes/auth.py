@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from anyio import from_thread
 from fastapi import Header, status
 
+from serving.addresses import UNKNOWN
 from serving.db.models import User
 from serving.deps import ClientIP, ContextDep, CurrentPrincipal, SessionDep
 from serving.exceptions import InvalidTokenError, NotFoundError
@@ -17,6 +19,7 @@ from serving.schemas.auth import (
     LogoutPublic,
     MePublic,
     RefreshRequest,
+    RegistrationAccepted,
     TokenPair,
     UserCreate,
     UserPublic,
@@ -29,14 +32,20 @@ router = ResourceRouter(prefix="/auth", tags=["auth"])
 
 @router.post(
     "/register",
-    response_model=UserPublic,
-    status_code=status.HTTP_201_CREATED,
-    responses=error_responses(409, 422, 429),
+    response_model=RegistrationAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(422, 429),
     summary="Create a listener account",
 )
-def register_user(body: UserCreate, ctx: ContextDep, session: SessionDep) -> UserPublic:
-    user = ctx.auth.register(session, body)
-    return UserPublic.model_validate(user)
+def register_user(body: UserCreate, ctx: ContextDep, session: SessionDep) -> RegistrationAccepted:
+    """Answers 202 with the same body whether the address is new or already
+    has an account, so registering does not tell who has one. A new
+    address can log in at once; an existing account is left as it was."""
+    ctx.auth.register(session, body)
+    return RegistrationAccepted(
+        email=body.email.lower(),
+        message="if this address can be registered, its account is ready: log in with it",
+    )
 
 
 @router.post(
@@ -54,18 +63,33 @@ def login(
 ) -> TokenPair:
     """Attempts are throttled per address (all attempts) and per account
     (failures, cleared by a success), so guessing is slow from one address
-    and against one account from many."""
+    and against one account from many. Every attempt is counted before the
+    password is checked, so parallel guesses cannot all slip under the
+    limit. While an account is throttled, a client (address) that has not
+    failed against it in the window still gets one attempt, so a stranger's
+    guesses cannot lock the owner out. The counts fail closed to this
+    worker's memory when the shared store is unreachable."""
     limiter, limits = ctx.limiter, ctx.limits
-    account = body.email.lower()
-    verdict = from_thread.run(limiter.hit, limits.login_ip, "login-ip", ip)
+    account, client = body.email.lower(), ip or UNKNOWN
+    verdict = from_thread.run(
+        partial(limiter.hit, limits.login_ip, "login-ip", client, strict=True)
+    )
     raise_if_refused(verdict, "login attempts from this address")
-    verdict = from_thread.run(limiter.peek, limits.login_account, "login-account", account)
-    raise_if_refused(verdict, "failed logins for this account")
+    per_account = from_thread.run(
+        partial(limiter.hit, limits.login_account, "login-account", account, strict=True)
+    )
+    per_client = from_thread.run(
+        partial(limiter.hit, limits.login_client, "login-client", account, client, strict=True)
+    )
+    # While the account is throttled, only a client's first attempt goes on.
+    throttled = per_account is not None and not per_account.allowed
+    if throttled and (per_client is None or not per_client.allowed):
+        raise_if_refused(per_account, "failed logins for this account")
     user = ctx.auth.check_password(session, account, body.password)
     if user is None:
-        from_thread.run(limiter.hit, limits.login_account, "login-account", account)
         raise credentials_error()
     from_thread.run(limiter.clear, limits.login_account, "login-account", account)
+    from_thread.run(limiter.clear, limits.login_client, "login-client", account, client)
     return ctx.auth.login(session, user, ClientInfo(ip=ip, user_agent=user_agent))
 
 

@@ -17,6 +17,7 @@ from serving.hot import stream_status_body
 from serving.routing import ResourceRouter
 from serving.schemas.common import error_responses
 from serving.schemas.stream import (
+    ENTRY_ID_PATTERN,
     ControlCreate,
     ControlPublic,
     QueueEntryCreate,
@@ -34,7 +35,7 @@ router = ResourceRouter(prefix="/stream", tags=["stream"])
 
 Operator = Annotated[Principal, RequirePermission(Permission.STREAM_CONTROL)]
 QueueManager = Annotated[Principal, RequirePermission(Permission.QUEUE_MANAGE)]
-EntryId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+EntryId = Annotated[str, Path(pattern=ENTRY_ID_PATTERN)]
 
 
 @router.get(

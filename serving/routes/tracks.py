@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Annotated, Literal
 
 import anyio
 from fastapi import Path, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
-from serving.audio import bytes_range_response
+from serving.audio import bytes_range_response, file_range_response
 from serving.deps import ContextDep, OptionalPrincipal, RequirePermission, SessionDep
 from serving.exceptions import NotFoundError, UnavailableError
 from serving.routing import ResourceRouter
@@ -104,8 +105,15 @@ async def download_track_audio(
         path = uri.removeprefix("file://")
         if not await anyio.to_thread.run_sync(os.path.isfile, path):
             raise UnavailableError(f"the audio of track {track_id!r} is missing from the store")
-        # Starlette answers Range / If-Range itself for files (206, 416).
-        return FileResponse(path, media_type="audio/mpeg", filename=filename)
+        return await anyio.to_thread.run_sync(
+            partial(
+                file_range_response,
+                path,
+                request.headers.get("range"),
+                media_type="audio/mpeg",
+                filename=filename,
+            )
+        )
     try:
         data = await anyio.to_thread.run_sync(ctx.lakehouse.audio.get, uri)
     except StorageError:

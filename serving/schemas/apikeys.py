@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
-from serving.schemas.common import Schema
+from serving.schemas.common import Name, Schema
 from serving.security.permissions import Permission
 
+SCOPES_DESCRIPTION = "Permissions the key may use; capped by its owner's role at each use."
 
-class ApiKeyBase(Schema):
-    name: str = Field(min_length=1, max_length=80, examples=["stream dashboard"])
+
+def _known_scopes(value: Any) -> Any:
+    # A scope that no longer exists grants nothing (see principal_from_key);
+    # it is left out of the listing rather than breaking it.
+    if isinstance(value, list):
+        return [s for s in value if isinstance(s, Permission) or s in Permission._value2member_map_]
+    return value
+
+
+class ApiKeyCreate(Schema):
+    name: Name = Field(
+        description="To recognise the key by; leading and trailing spaces are stripped.",
+        examples=["stream dashboard"],
+    )
     scopes: list[Permission] = Field(
         min_length=1,
         max_length=len(Permission),
-        description="Permissions the key may use; capped by its owner's role at each use.",
+        description=SCOPES_DESCRIPTION,
         examples=[["votes:write"]],
     )
-
-
-class ApiKeyCreate(ApiKeyBase):
     expires_in_days: int | None = Field(default=None, ge=1, le=365, examples=[90])
     model_config = ConfigDict(
         json_schema_extra={
@@ -31,7 +42,12 @@ class ApiKeyCreate(ApiKeyBase):
     )
 
 
-class ApiKeyPublic(ApiKeyBase):
+class ApiKeyPublic(Schema):
+    # Not re-validated against the input rules: every stored row lists.
+    name: str = Field(examples=["stream dashboard"])
+    scopes: Annotated[list[Permission], BeforeValidator(_known_scopes)] = Field(
+        description=SCOPES_DESCRIPTION, examples=[["votes:write"]]
+    )
     id: str
     prefix: str = Field(
         description="The key's first characters, to recognise it.", examples=["sfk_Xq3b9Lm2"]

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, EmailStr, Field
 
-from serving.schemas.common import Schema
+from serving.schemas.common import PRINTABLE, PRINTABLE_PATTERN, Name, Schema
+from serving.security.passwords import MAX_LENGTH, MIN_LENGTH, PASSPHRASE_LENGTH
 from serving.security.permissions import Permission, Role
 
-
-class UserBase(Schema):
-    email: EmailStr = Field(max_length=320, examples=["ada@example.com"])
-    display_name: str = Field(min_length=1, max_length=80, examples=["Ada"])
-
-
-class UserCreate(UserBase):
-    password: str = Field(
+# The schema states the password policy (minLength, maxLength, pattern);
+# the service checks it and names every rule a password breaks at once,
+# so the schema's minLength is not enforced separately here.
+Password = Annotated[
+    str,
+    Field(
         min_length=1,
-        max_length=256,
-        description="At least 10 characters mixing three of lowercase, uppercase, digits and "
-        "symbols, or a passphrase of 16 or more characters.",
-        examples=["Tempo-Rubato-42"],
+        max_length=MAX_LENGTH,
+        description=f"{MIN_LENGTH} to {MAX_LENGTH} characters, no control characters, mixing "
+        "three of lowercase, uppercase, digits and symbols, or a passphrase of "
+        f"{PASSPHRASE_LENGTH} or more characters; not a commonly used password (nor one "
+        "character repeated), and not containing the name part of the email address.",
+        json_schema_extra={"minLength": MIN_LENGTH, "pattern": PRINTABLE_PATTERN},
+    ),
+    PRINTABLE,
+]
+
+
+class UserCreate(Schema):
+    email: EmailStr = Field(max_length=320, examples=["ada@example.com"])
+    display_name: Name = Field(
+        description="Shown to others; leading and trailing spaces are stripped.",
+        examples=["Ada"],
     )
+    password: Password = Field(examples=["Tempo-Rubato-42"])
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -39,7 +52,11 @@ class UserUpdate(Schema):
     is_active: bool | None = Field(default=None, examples=[True])
 
 
-class UserPublic(UserBase):
+class UserPublic(Schema):
+    # Output fields are not re-validated against the input rules: a row
+    # stored under older rules must still be listed.
+    email: str = Field(examples=["ada@example.com"])
+    display_name: str = Field(examples=["Ada"])
     id: str = Field(examples=["0192f5a0-6c1e-7b3a-9d5e-2f4a1c3b5d6e"])
     role: Role
     is_active: bool
@@ -57,7 +74,24 @@ class LoginRequest(Schema):
 
 
 class RefreshRequest(Schema):
-    refresh_token: str = Field(min_length=1, max_length=4096, examples=["eyJhbGciOi..."])
+    refresh_token: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[A-Za-z0-9_.=-]+$",
+        description="A JWT: base64url segments joined by dots.",
+        examples=["eyJhbGciOi..."],
+    )
+
+
+class RegistrationAccepted(Schema):
+    """The same answer whether or not the address already has an account,
+    so registering cannot be used to find out who has one."""
+
+    status: Literal["accepted"] = "accepted"
+    email: str = Field(examples=["ada@example.com"])
+    message: str = Field(
+        examples=["if this address can be registered, its account is ready: log in with it"]
+    )
 
 
 class TokenPair(Schema):

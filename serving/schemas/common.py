@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 
@@ -15,6 +17,62 @@ TrackId = Annotated[
     str, Field(pattern=TRACK_ID_PATTERN, max_length=64, examples=["t-3f9a2c1be07d4e11"])
 ]
 GENRE_PATTERN = r"^[a-z0-9_]{1,64}$"
+
+# Free text (names, prompts) is stored and shown back, so characters that
+# no one types and that break storage are refused: control characters
+# (Unicode Cc: C0, DEL, C1 such as NUL or U+0085), which PostgreSQL refuses
+# or logs and terminals interpret, and lone surrogates, which are not valid
+# UTF-8. Leading and trailing whitespace is stripped, and what is left must
+# not be empty. The same rule is the fields' ``pattern`` in the OpenAPI
+# document, so a schema-driven client or fuzzer knows it.
+_FORBIDDEN = r"\x00-\x1f\x7f-\x9f\ud800-\udfff"
+# What str.strip() removes, beyond the control characters above.
+_BLANK = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TEXT_PATTERN = rf"^[^{_FORBIDDEN}]*[^{_FORBIDDEN}{_BLANK}][^{_FORBIDDEN}]*$"
+PRINTABLE_PATTERN = rf"^[^{_FORBIDDEN}]*$"
+_FORBIDDEN_CHAR = re.compile(rf"[{_FORBIDDEN}]")
+
+
+def _forbidden_character(value: str) -> None:
+    bad = _FORBIDDEN_CHAR.search(value)
+    if bad is not None:
+        raise PydanticCustomError(
+            "control_character",
+            "character U+{code} at position {position} is not allowed: text may not contain "
+            "control characters (U+0000-U+001F, U+007F-U+009F) or lone surrogates",
+            {"code": f"{ord(bad.group()):04X}", "position": bad.start()},
+        )
+
+
+def _clean_text(value: str) -> str:
+    _forbidden_character(value)
+    stripped = value.strip()
+    if not stripped:
+        raise PydanticCustomError(
+            "blank_text", "must contain something besides whitespace (it is stripped)"
+        )
+    return stripped
+
+
+def _printable(value: str) -> str:
+    _forbidden_character(value)
+    return value
+
+
+# Free text: stripped, non-empty, no control characters; the length counts
+# the text as sent. ``display_name: Name = Field(examples=["Ada"])``.
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=80, json_schema_extra={"pattern": TEXT_PATTERN}),
+    AfterValidator(_clean_text),
+]
+Prompt = Annotated[
+    str,
+    Field(min_length=1, max_length=500, json_schema_extra={"pattern": TEXT_PATTERN}),
+    AfterValidator(_clean_text),
+]
+# Kept exactly as sent (tokens), but without control characters.
+PRINTABLE = AfterValidator(_printable)
 
 
 class Schema(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from serving.schemas.common import GENRE_PATTERN, Schema
+from serving.schemas.common import GENRE_PATTERN, Prompt, Schema
 
 RunMode = Literal["graphql", "embedded"]
 
@@ -26,7 +26,7 @@ class PipelineRunCreate(Schema):
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     backend: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,32}$", examples=["procedural"])
     bpm: float | None = Field(default=None, ge=40.0, le=220.0)
-    prompt: str | None = Field(default=None, min_length=1, max_length=500)
+    prompt: Prompt | None = None
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"genres": ["house"], "count": 2, "duration_s": 60}]}
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -68,8 +68,11 @@ class QueueEntryPublic(Schema):
     added_at: datetime
 
 
+ENTRY_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
 class QueueReorder(Schema):
-    entry_ids: list[str] = Field(
+    entry_ids: list[Annotated[str, Field(pattern=ENTRY_ID_PATTERN)]] = Field(
         min_length=1,
         max_length=500,
         description="Entries to move to the front, in this order; the rest keep theirs.",

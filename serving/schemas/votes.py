@@ -14,16 +14,26 @@ Period = Literal["day", "week", "month", "year", "all"]
 
 
 class VoteBase(Schema):
-    stars: int | None = Field(default=None, ge=1, le=5, examples=[4])
-    direction: Direction | None = Field(default=None, examples=["up"])
+    stars: int | None = Field(default=None, ge=1, le=5, description="1 to 5.", examples=[4])
+    direction: Direction | None = Field(
+        default=None, description="A thumb: 'up' or 'down'.", examples=["up"]
+    )
 
 
 class VoteCreate(VoteBase):
-    """A vote: stars, a thumb, or both. Voting again replaces the vote."""
+    """A vote: stars, a thumb, or both (at least one of them, not null).
+    Voting again replaces the vote."""
 
     track_id: TrackId
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"track_id": "t-3f9a2c1be07d4e11", "stars": 4}]}
+        json_schema_extra={
+            "examples": [{"track_id": "t-3f9a2c1be07d4e11", "stars": 4}],
+            # The rule of _something, for schema-driven clients.
+            "anyOf": [
+                {"required": ["stars"], "properties": {"stars": {"type": "integer"}}},
+                {"required": ["direction"], "properties": {"direction": {"type": "string"}}},
+            ],
+        }
     )
 
     @model_validator(mode="after")

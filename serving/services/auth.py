@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from serving.db.models import RefreshFamily, User
 from serving.db.types import utcnow
 from serving.exceptions import (
-    ConflictError,
     InvalidCredentialsError,
     InvalidTokenError,
     PermissionDeniedError,
@@ -44,20 +43,25 @@ class AuthService:
         self._dummy = dummy_hash(bcrypt_rounds)
 
     # -- accounts ---------------------------------------------------------
-    def register(self, session: Session, data: UserCreate) -> User:
+    def register(self, session: Session, data: UserCreate) -> User | None:
+        """The new account, or ``None`` if the address already has one.
+
+        Both ways cost the same (the password is hashed either way) and the
+        route answers both alike, so neither the answer nor its timing tells
+        whether an address is registered."""
         email = data.email.lower()
         check_password_policy(data.password, email=email)
         user = User(
             email=email,
-            display_name=data.display_name.strip() or email.split("@")[0],
+            display_name=data.display_name,
             password_hash=hash_password(data.password, rounds=self.bcrypt_rounds),
         )
         session.add(user)
         try:
             session.flush()
-        except IntegrityError:
+        except IntegrityError:  # the address has an account: left as it was
             session.rollback()
-            raise ConflictError(f"an account with the email {email!r} already exists") from None
+            return None
         record_event(session, "user_registered", user_id=user.id)
         session.commit()
         return user
@@ -76,7 +80,7 @@ class AuthService:
         family = RefreshFamily(
             user_id=user.id,
             current_jti=str(uuid.uuid4()),
-            user_agent=(client.user_agent or "")[:256] or None,
+            user_agent=_printable(client.user_agent or "")[:256] or None,
             ip=client.ip,
         )
         session.add(family)
@@ -176,6 +180,11 @@ class AuthService:
             auth="jwt",
             session_id=claims.sid,
         )
+
+
+def _printable(text: str) -> str:
+    # Headers arrive as latin-1: C1 control characters can be among them.
+    return "".join(c for c in text if c.isprintable())
 
 
 def credentials_error() -> InvalidCredentialsError:

@@ -8,14 +8,19 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, select, text, update
 
 from serving.app import create_app
 from serving.context import AppContext, build_context
@@ -162,10 +167,10 @@ class Users:
             "/api/v1/auth/register",
             json={"email": email, "display_name": "U", "password": PASSWORD},
         )
-        assert r.status_code == 201, r.text
-        user_id = r.json()["id"]
-        if role != "listener":
-            with self.ctx.db.session() as s:
+        assert r.status_code == 202, r.text
+        with self.ctx.db.session() as s:
+            user_id = s.scalars(select(User.id).where(User.email == email.lower())).one()
+            if role != "listener":
                 s.execute(update(User).where(User.id == user_id).values(role=role))
                 s.commit()
         tokens = self.login(email)
@@ -206,3 +211,60 @@ def dagster_webserver() -> Iterator[tuple[Any, Any]]:
         WorkspaceProcessContext(instance, InProcessTestWorkspaceLoadTarget(origin)) as workspace,
     ):
         yield create_app_from_workspace_process_context(workspace), instance
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def api_workers(tmp_path: Path) -> Iterator[Callable[..., list[str]]]:
+    """Starts API processes (as uvicorn workers or replicas would run)
+    sharing one app database and the given Redis, each on its own port so a
+    test can pick the worker: ``api_workers(redis_url=..., env={...})``
+    returns their base URLs. Stopped at the end of the test."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*, redis_url: str, env: dict[str, str] | None = None, n: int = 2) -> list[str]:
+        db = f"sqlite:///{tmp_path / 'app.db'}"
+        migrate(db)
+        environ = {
+            **os.environ,
+            "SONICFORGE_ENVIRONMENT": "test",
+            "SONICFORGE_JWT_SECRET": JWT_SECRET,
+            "SONICFORGE_BCRYPT_ROUNDS": "4",
+            "SONICFORGE_VAR_DIR": str(tmp_path / "var"),
+            "SONICFORGE_APP_DATABASE_URL": db,
+            "SONICFORGE_REDIS_URL": redis_url,
+            "SONICFORGE_RATE_LIMIT_KEY_PREFIX": f"sonicforge-test:{secrets.token_hex(4)}",
+            "SONICFORGE_ACCESS_LOG": "false",
+            "SONICFORGE_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        ports = [_free_port() for _ in range(n)]
+        for port in ports:
+            argv = [sys.executable, "-m", "uvicorn", "--factory", "serving.app:create_app",
+                    "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
+            procs.append(subprocess.Popen(argv, env=environ))
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        deadline = time.monotonic() + 60
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(f"{url}/live", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "the API workers did not start"
+                time.sleep(0.2)
+        return urls
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=15)

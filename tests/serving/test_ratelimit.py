@@ -4,15 +4,10 @@ user or key, and shared by two API workers through a real Redis."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import secrets
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -20,9 +15,8 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.context import AppContext
-from serving.db.session import migrate
 from serving.ratelimit import LEASE_MIN_REMAINING, LEASE_SHARE, MAX_LEASE, RateLimiter
-from tests.serving.conftest import JWT_SECRET, Users
+from tests.serving.conftest import Users
 
 
 def test_limits_per_address_answer_429_with_headers(
@@ -84,69 +78,9 @@ def test_an_unreachable_store_lets_requests_through(
         assert "x-ratelimit-limit" not in r.headers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def two_workers(redis_url: str, tmp_path: Path) -> Iterator[list[str]]:
-    """Two API processes (as two uvicorn workers or two replicas) sharing
-    one Redis, each on its own port so a test can pick the worker."""
-    db = f"sqlite:///{tmp_path / 'app.db'}"
-    migrate(db)
-    env = {
-        **os.environ,
-        "SONICFORGE_ENVIRONMENT": "test",
-        "SONICFORGE_JWT_SECRET": JWT_SECRET,
-        "SONICFORGE_BCRYPT_ROUNDS": "4",
-        "SONICFORGE_VAR_DIR": str(tmp_path / "var"),
-        "SONICFORGE_APP_DATABASE_URL": db,
-        "SONICFORGE_REDIS_URL": redis_url,
-        "SONICFORGE_RATE_LIMIT_IP": "10/minute",
-        "SONICFORGE_RATE_LIMIT_KEY_PREFIX": f"sonicforge-test:{secrets.token_hex(4)}",
-        "SONICFORGE_ACCESS_LOG": "false",
-        "SONICFORGE_LOG_LEVEL": "WARNING",
-    }
-    ports = [_free_port(), _free_port()]
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "serving.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        deadline = time.monotonic() + 60
-        for url in urls:
-            while True:
-                try:
-                    if httpx.get(f"{url}/live", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "the API workers did not start"
-                time.sleep(0.2)
-        yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=15)
+def two_workers(api_workers: Callable[..., list[str]], redis_url: str) -> list[str]:
+    return api_workers(redis_url=redis_url, env={"SONICFORGE_RATE_LIMIT_IP": "10/minute"})
 
 
 def test_two_workers_share_one_budget_through_redis(two_workers: list[str]) -> None:
