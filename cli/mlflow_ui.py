@@ -1,9 +1,12 @@
-"""The MLflow UI over the embedded store, as one stoppable process.
+"""The MLflow UI over the embedded store, as one process.
 
-``mlflow server`` starts its web server as a child process and does not
-pass SIGTERM on, so stopping it by PID would leave the child running. This
-wrapper starts it in a session of its own and, on SIGTERM or SIGINT, stops
-that whole process group (its own child's, by id) and waits for it.
+``mlflow server`` is three kinds of process: its command (which imports all
+of MLflow only to start the others), a uvicorn server, and a job runner
+(huey consumers, about 330 MB each, seven of them here) for server-side jobs
+that the embedded radio never submits. This module serves the same app,
+``mlflow.server.fastapi_app:app``, under uvicorn in this process, with the
+store settings ``mlflow server`` would hand its server and job execution
+off. uvicorn stops on SIGTERM or SIGINT; nothing else is left.
 
 Run as ``python -m cli.mlflow_ui [--host H] [--port P]``; the store comes
 from settings (``sqlite:///var/mlflow.db`` and ``var/mlartifacts``).
@@ -12,28 +15,34 @@ from settings (``sqlite:///var/mlflow.db`` and ``var/mlartifacts``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-import subprocess
-import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 
-def server_argv(*, host: str, port: int) -> list[str]:
+def server_env() -> dict[str, str]:
+    """The environment ``mlflow server`` gives its web server, for the
+    embedded store, with the job runner turned off."""
+    from mlflow.server.constants import (
+        ARTIFACT_ROOT_ENV_VAR,
+        BACKEND_STORE_URI_ENV_VAR,
+        SERVE_ARTIFACTS_ENV_VAR,
+    )
+
     from sonicforge.settings import get_settings
 
     s = get_settings()
-    return [
-        os.path.join(os.path.dirname(sys.executable), "mlflow"),
-        "server",
-        "--backend-store-uri", s.resolved_mlflow_tracking_uri,
-        "--default-artifact-root", Path(s.resolved_mlflow_artifact_root).as_uri(),
-        "--host", host,
-        "--port", str(port),
-        "--workers", "1",
-    ]  # fmt: skip
+    return {
+        BACKEND_STORE_URI_ENV_VAR: s.resolved_mlflow_tracking_uri,
+        ARTIFACT_ROOT_ENV_VAR: Path(s.resolved_mlflow_artifact_root).as_uri(),
+        # Artifacts are files the UI reads itself; nothing is uploaded through it.
+        SERVE_ARTIFACTS_ENV_VAR: "false",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "_MLFLOW_IN_JOB_EXECUTOR": "false",
+        "_MLFLOW_SGI_NAME": "uvicorn",
+        "_MLFLOW_SERVER_BOOT_ID": uuid.uuid4().hex,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,21 +50,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
     args = p.parse_args(argv)
-    proc = subprocess.Popen(server_argv(host=args.host, port=args.port), start_new_session=True)
+    # Before the app is imported: its handlers read the store from these.
+    os.environ.update(server_env())
+    import uvicorn
 
-    def stop(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):  # it has already exited
-            os.killpg(proc.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        return proc.wait()
-    finally:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    uvicorn.run(
+        "mlflow.server.fastapi_app:app",
+        host=args.host,
+        port=args.port,
+        workers=1,
+        log_level="warning",
+        server_header=False,
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,21 +1,48 @@
 """``make run``: prepare the lakehouse, put a first batch on air, and start
-the radio's long-running services side by side until Ctrl-C.
+the radio's long-running services side by side until Ctrl-C or SIGTERM.
 
-Each service is a child process started with default signal handlers (some
-shells start background jobs ignoring SIGTERM/SIGINT; see STACK.md), and
-only the processes started here are stopped here, by PID.
+Order, so that a listener hears music within seconds of a fresh start:
+
+1. A one-shot helper (``python -m cli.run first-batch``) creates the tables
+   and the Dagster home, marks failed any run a previous stack left STARTED,
+   and, when nothing is on air, makes the first track of the first batch
+   (one run: generated, scored, mastered, in rotation). It says so through a
+   pipe, then makes the rest of the batch in a second run and exits.
+2. Once the first track is on air (or nothing had to be made), the services
+   start: one Dagster code server shared by the webserver and the daemon
+   (sensors, schedules, run monitoring), the MLflow UI, and the API with the
+   streamer inside it (or beside it, with Redis).
+
+This process stays small (it imports neither Dagster nor the lakehouse).
+It is a child subreaper, so processes whose parent died stay in its tree,
+and on SIGTERM or SIGINT it stops that whole tree, by PID: the services
+first, then anything left of them (run workers, multiprocessing pools),
+killing what is still there after a grace period.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
+import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from sonicforge.settings import get_settings
+from cli import proctree
+from sonicforge.settings import Settings, get_settings
+
+READY_FD_ENV = "SONICFORGE_RUN_READY_FD"
+STARTED_AT_ENV = "SONICFORGE_RUN_STARTED_AT"
+STOP_GRACE_S = 6.0
+RESTART_DELAY_S = 2.0
 
 
 @dataclass
@@ -26,136 +53,319 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def log(message: str) -> None:
+    """A ``[run]`` line, with the seconds since the launcher started."""
+    since = time.time() - float(os.environ.get(STARTED_AT_ENV) or time.time())
+    print(f"[run] +{since:5.1f} s {message}", flush=True)
+
+
 def _reset_signals() -> None:
+    # Some shells start background jobs ignoring SIGTERM/SIGINT, and children
+    # inherit that (see STACK.md): each service gets the default handlers.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def services() -> list[Service]:
-    """The processes that make up the running radio."""
-    bin_dir = os.path.dirname(sys.executable)
-    host = os.environ.get("SONICFORGE_RUN_HOST", "127.0.0.1")
-    out = [
-        Service(
-            "dagster",
-            [
-                os.path.join(bin_dir, "dagster"),
-                "dev",
-                "-w",
-                "workspace.yaml",
-                "-h",
-                host,
-                "-p",
-                "3000",
-            ],
-            f"http://{host}:3000",
-        ),
-    ]
-    mlflow_ui = _mlflow_ui(host)
+def services(settings: Settings, *, code_socket: str) -> list[Service]:
+    """The long-running processes of the radio, in start order."""
+    out = _dagster(settings, code_socket=code_socket)
+    mlflow_ui = _mlflow_ui(settings)
     if mlflow_ui is not None:
         out.append(mlflow_ui)
-    out.append(_api(host))
-    out.extend(_streamer(out[-1]))
+    api = _api(settings)
+    out.append(api)
+    out.extend(_streamer(settings, api))
     return out
 
 
-def _streamer(api: Service) -> list[Service]:
+def _bin(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def workspace_yaml(code_socket: str) -> str:
+    """A workspace that points at the one code server this launcher starts."""
+    return (
+        "# Written by `make run` (cli/run.py): the webserver and the daemon share\n"
+        "# one code server instead of each starting its own.\n"
+        "load_from:\n"
+        "  - grpc_server:\n"
+        f"      socket: {code_socket}\n"
+        "      location_name: sonicforge\n"
+    )
+
+
+def _dagster(settings: Settings, *, code_socket: str) -> list[Service]:
+    """One code server (``dagster api grpc``), and the webserver and daemon
+    that ``dagster dev`` would start, both talking to it: three processes
+    where ``dagster dev`` makes five (its own, a code-server proxy, the
+    server, the webserver and the daemon)."""
+    host, port = settings.run_host, settings.dagster_ui_port
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.resolved_dagster_home)
+    workspace = home / "run-workspace.yaml"
+    workspace.write_text(workspace_yaml(code_socket))
+    code = [
+        _bin("dagster"), "api", "grpc", "-m", "orchestration.definitions",
+        "-s", code_socket, "--location-name", "sonicforge", "--log-level", "warning",
+    ]  # fmt: skip
+    web = [_bin("dagster-webserver"), "-w", str(workspace), "-h", host, "-p", str(port)]
+    daemon = [_bin("dagster-daemon"), "run", "-w", str(workspace)]
+    url = f"http://{host}:{port}"
+    # Runs launched here (the feed sensor's, the API's) execute under the
+    # code server. On a laptop one generation worker keeps a run to one extra
+    # core and about half the memory of two; an explicit setting wins.
+    env = (
+        {}
+        if "SONICFORGE_GENERATION_WORKERS" in os.environ
+        else {"SONICFORGE_GENERATION_WORKERS": "1"}
+    )
+    return [
+        Service("dagster-code", code, code_socket, env),
+        Service("dagster-webserver", web, url),
+        Service("dagster-daemon", daemon, "sensors, schedules, run monitoring"),
+    ]
+
+
+def _streamer(settings: Settings, api: Service) -> list[Service]:
     """The streamer (``sonicforge stream``). With Redis it is its own process;
     without, it runs inside the API process, the only place the in-process
     station state (queue, control, now-playing) is shared."""
     listen = api.url.removesuffix("/docs") + "/stream.mp3"
-    if get_settings().redis_url:
+    if settings.redis_url:
         return [Service("streamer", [sys.executable, "-m", "cli.main", "stream"], listen)]
     api.env["SONICFORGE_STREAM_EMBEDDED"] = "true"
-    print(f"[run] streamer: inside the api process, {listen}", flush=True)
+    log(f"streamer: inside the api process, {listen}")
     return []
 
 
-def _api(host: str) -> Service:
+def _api(settings: Settings) -> Service:
     """The API (``sonicforge serve``: migrations, then uvicorn with the app
-    factory); it launches generation runs through the Dagster webserver above."""
-    port = str(get_settings().api_port)
+    factory); it launches generation runs through the Dagster webserver."""
+    host, port = settings.run_host, str(settings.api_port)
     env = {}
-    if not get_settings().dagster_graphql_url:
-        env["SONICFORGE_DAGSTER_GRAPHQL_URL"] = f"http://{host}:3000/graphql"
+    if not settings.dagster_graphql_url:
+        env["SONICFORGE_DAGSTER_GRAPHQL_URL"] = f"http://{host}:{settings.dagster_ui_port}/graphql"
     argv = [sys.executable, "-m", "cli.main", "serve", "--host", host, "--port", port]
     return Service("api", argv, f"http://{host}:{port}/docs", env)
 
 
-def _mlflow_ui(host: str) -> Service | None:
+def _mlflow_ui(settings: Settings) -> Service | None:
     """The MLflow UI over the embedded store (generation runs, the generator
     registry); none when a tracking server is configured: it has its own UI."""
-    s = get_settings()
-    if s.resolved_mlflow_tracking_uri.startswith(("http://", "https://")):
+    if settings.resolved_mlflow_tracking_uri.startswith(("http://", "https://")):
         return None
-    port = str(s.mlflow_ui_port)
-    # Through a wrapper: `mlflow server` leaves its web server running when
-    # it is stopped by PID (see cli/mlflow_ui.py).
+    host, port = settings.run_host, str(settings.mlflow_ui_port)
     argv = [sys.executable, "-m", "cli.mlflow_ui", "--host", host, "--port", port]
     return Service("mlflow", argv, f"http://{host}:{port}")
 
 
-def bootstrap() -> None:
-    """Tables, Dagster home and DuckDB file; a first batch if nothing is on air."""
-    from cli.main import main as cli
-    from orchestration.config import DEFAULT_GENRES
+# -- the first batch (the helper process) ------------------------------------
+
+
+def first_batch(ready_fd: int | None) -> int:
+    """Tables, Dagster home, dead runs failed; when nothing is on air, a
+    first track, then (after saying so on ``ready_fd``) the rest of the batch."""
+    from cli.main import _sync_duckdb, cmd_init
+    from orchestration.config import DEFAULT_GENRES, GenerationConfig
+    from orchestration.launch import FIRST_BATCH, fail_dead_local_runs, launch_generation
+
+    def ready() -> None:
+        nonlocal ready_fd
+        if ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, b"ready\n")
+                os.close(ready_fd)
+            ready_fd = None
+
+    settings = get_settings()
+    if cmd_init(argparse.Namespace()) != 0:
+        print("[run] sonicforge init failed", file=sys.stderr, flush=True)
+        return 2
+    import dagster as dg
+
     from sonicforge.lakehouse import Lakehouse
 
-    if cli(["init"]) != 0:
-        raise SystemExit("sonicforge init failed")
-    if Lakehouse.from_settings(get_settings()).count("rotation") == 0:
-        count = os.environ.get("SONICFORGE_RUN_FIRST_BATCH", "6")
-        duration = os.environ.get("SONICFORGE_RUN_FIRST_DURATION", "180")
-        argv = ["generate", "--count", count, "--duration", duration]
-        for g in DEFAULT_GENRES:
-            argv += ["--genre", g]
-        cli(argv)
+    instance = dg.DagsterInstance.get()
+    for run_id in fail_dead_local_runs(instance):
+        log(f"run {run_id} was left STARTED by a stopped stack: marked failed")
+    lh = Lakehouse.from_settings(settings)
+    if lh.count("rotation") > 0:
+        ready()
+        return 0
+    count, duration = settings.run_first_batch, settings.run_first_duration
+    genres = list(DEFAULT_GENRES)
+    tags = {"sonicforge/launched_by": FIRST_BATCH}
+    plan = [
+        GenerationConfig(genres=genres[:1], count=1, duration_s=settings.run_first_track_duration)
+    ]
+    if count > 1:
+        rest = genres[1:] or genres
+        plan.append(GenerationConfig(genres=rest, count=count - 1, duration_s=duration))
+    status = 0
+    for i, config in enumerate(plan):
+        what = "first track" if i == 0 else f"rest of the first batch ({config.count} tracks)"
+        log(f"generating the {what}, {config.duration_s:g} s each ...")
+        result = launch_generation(config, instance=instance, tags=tags, log_level="WARNING")
+        verdict = (
+            "on air"
+            if result.success
+            else "FAILED: " + ", ".join(result.failed_steps + result.failed_checks)
+        )
+        log(f"batch {result.batch_id} (run {result.run_id}): {verdict}")
+        status = status or (0 if result.success else 1)
+        if i == 0:
+            ready()
+            # The rest is background work: the services starting now, and
+            # the streamer above all, come first.
+            os.nice(10)
+    ready()
+    _sync_duckdb(lh)
+    return status
 
 
-def supervise(procs: dict[str, subprocess.Popen[bytes]], specs: dict[str, Service]) -> None:
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping:
-        for name, proc in list(procs.items()):
-            if proc.poll() is not None:
-                print(f"[run] {name} exited with {proc.returncode}; restarting in 2 s", flush=True)
-                time.sleep(2)
-                procs[name] = subprocess.Popen(
-                    specs[name].argv,
-                    preexec_fn=_reset_signals,
-                    env={**os.environ, **specs[name].env},
-                )
-        time.sleep(0.5)
-    print("[run] stopping ...", flush=True)
-    for proc in procs.values():
-        proc.terminate()
-    deadline = time.monotonic() + 15
-    for proc in procs.values():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+# -- the launcher ------------------------------------------------------------
 
 
-def main() -> None:
+class Launcher:
+    """Starts the helper, then the services; restarts a service that exits;
+    stops the whole tree on request."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stopping = False
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.specs: dict[str, Service] = {}
+        self.helper: subprocess.Popen[bytes] | None = None
+        self._socket_dir = tempfile.mkdtemp(prefix="sonicforge-run-")
+
+    def _popen(
+        self, argv: Sequence[str], env: dict[str, str], *, pass_fds: Sequence[int] = ()
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv, preexec_fn=_reset_signals, env={**os.environ, **env}, pass_fds=pass_fds
+        )
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def start_helper(self) -> int:
+        r, w = os.pipe()
+        self.helper = self._popen(
+            [sys.executable, "-m", "cli.run", "first-batch"],
+            {READY_FD_ENV: str(w)},
+            pass_fds=(w,),
+        )
+        os.close(w)
+        return r
+
+    def wait_ready(self, fd: int) -> bool:
+        """Wait until the helper says the first track is on air (or exits);
+        False if asked to stop first."""
+        while not self.stopping:
+            readable, _, _ = select.select([fd], [], [], 0.2)
+            if readable:
+                # b"ready", or b"" (end of file) if the helper exited first.
+                if not os.read(fd, 64):
+                    log("the first-batch helper stopped before a track was on air")
+                os.close(fd)
+                return True
+        os.close(fd)
+        return False
+
+    def start_services(self) -> None:
+        """The API (and streamer) first, for the listener; then the code
+        server and MLflow; the webserver and daemon once the code server
+        listens, so they load the code location at their first try."""
+        socket = os.path.join(self._socket_dir, "code.sock")
+        self.specs = {s.name: s for s in services(self.settings, code_socket=socket)}
+        order = ["api", "streamer", "dagster-code", "mlflow"]
+        for name in [n for n in order if n in self.specs] + [
+            n for n in self.specs if n not in order
+        ]:
+            if name in ("dagster-webserver", "dagster-daemon"):
+                self._wait_for(lambda: os.path.exists(socket), timeout_s=60.0)
+            if self.stopping:
+                return
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        spec = self.specs[name]
+        self.procs[name] = self._popen(spec.argv, spec.env)
+        log(f"{name}: {spec.url}")
+
+    def _wait_for(self, condition: Callable[[], bool], *, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self.stopping and time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.1)
+        return False
+
+    def supervise(self) -> None:
+        restart_at: dict[str, float] = {}
+        while not self.stopping:
+            proctree.reap(exclude=self._own_children())
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                if name not in restart_at:
+                    log(
+                        f"{name} exited with {proc.returncode}; restarting in {RESTART_DELAY_S:g} s"
+                    )
+                    restart_at[name] = now + RESTART_DELAY_S
+                elif now >= restart_at[name]:
+                    del restart_at[name]
+                    self._start(name)
+            time.sleep(0.2)
+
+    def _own_children(self) -> set[int]:
+        pids = {p.pid for p in self.procs.values()}
+        if self.helper is not None:
+            pids.add(self.helper.pid)
+        return pids
+
+    def stop(self) -> None:
+        log("stopping ...")
+        first = [p.pid for p in self.procs.values() if p.poll() is None]
+        if self.helper is not None and self.helper.poll() is None:
+            first.append(self.helper.pid)
+        killed = proctree.stop_tree(
+            os.getpid(), first=first, grace_s=STOP_GRACE_S, exclude=self._own_children()
+        )
+        for p in killed:
+            log(f"killed {p.pid} ({p.cmdline[:80]}): it ignored SIGTERM")
+        for proc in [*self.procs.values(), *([self.helper] if self.helper else [])]:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1.0)
+        shutil.rmtree(self._socket_dir, ignore_errors=True)
+        log("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cli.run", description=__doc__.split("\n")[0])
+    parser.add_argument("mode", nargs="?", choices=["first-batch"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
     settings = get_settings()
     os.environ.setdefault("DAGSTER_HOME", str(settings.resolved_dagster_home))
-    bootstrap()
-    specs = {s.name: s for s in services()}
-    procs = {
-        name: subprocess.Popen(s.argv, preexec_fn=_reset_signals, env={**os.environ, **s.env})
-        for name, s in specs.items()
-    }
-    for s in specs.values():
-        print(f"[run] {s.name}: {s.url}", flush=True)
-    supervise(procs, specs)
+    os.environ.setdefault(STARTED_AT_ENV, repr(time.time()))
+    if args.mode == "first-batch":
+        ready_fd = os.environ.get(READY_FD_ENV)
+        return first_batch(int(ready_fd) if ready_fd else None)
+
+    proctree.become_subreaper()
+    launcher = Launcher(settings)
+    signal.signal(signal.SIGINT, launcher.on_signal)
+    signal.signal(signal.SIGTERM, launcher.on_signal)
+    try:
+        fd = launcher.start_helper()
+        if launcher.wait_ready(fd):
+            launcher.start_services()
+            launcher.supervise()
+    finally:
+        launcher.stop()
+    helper = launcher.helper
+    return 0 if helper is None or helper.returncode in (0, None, -signal.SIGTERM) else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,7 +3,11 @@
 When the rotation holds less unplayed airtime than
 ``SONICFORGE_STREAM_MIN_UNPLAYED_AIRTIME_S`` (default two hours), the sensor
 adds a batch partition and requests a generation run for it, sized to cover
-the shortfall. One such run at a time: while one is in flight it waits.
+the shortfall. One such run at a time: while one of its runs (or the first
+batch ``make run`` puts on air) is in flight it waits, unless that run has
+been in flight longer than ``SONICFORGE_GENERATION_RUN_TIMEOUT_S`` or its
+process on this machine is gone (then it is marked failed): a run that died
+with the stack must not stop fresh music for good.
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ import dagster as dg
 
 from orchestration.config import GenerationConfig
 from orchestration.jobs import GENERATE_JOB, generate_tracks_job
-from orchestration.launch import LAUNCHED_BY_TAG, run_config_for
+from orchestration.launch import (
+    FIRST_BATCH,
+    LAUNCHED_BY_TAG,
+    fail_dead_local_runs,
+    run_config_for,
+)
 from orchestration.partitions import batch_partitions, new_batch_id
 from orchestration.resources import LakehouseResource
 from sonicforge.lakehouse import Lakehouse
@@ -53,6 +62,32 @@ def tracks_to_cover(shortfall_s: float, duration_s: float) -> int:
     return max(1, min(MAX_TRACKS_PER_RUN, math.ceil(shortfall_s / duration_s)))
 
 
+def generating_run(
+    instance: dg.DagsterInstance, *, now: float, timeout_s: float
+) -> dg.RunRecord | None:
+    """The feed's generation run still in flight, if any. Runs whose local
+    process is gone are marked failed first; runs in flight for longer than
+    ``timeout_s`` (started, or created if not yet started) are ignored."""
+    records = list(
+        instance.get_run_records(
+            filters=dg.RunsFilter(
+                job_name=GENERATE_JOB,
+                statuses=IN_FLIGHT,
+                tags={SENSOR_TAG: [SENSOR_NAME, FIRST_BATCH]},
+            ),
+            limit=20,
+        )
+    )
+    dead = set(fail_dead_local_runs(instance, records))
+    for record in records:
+        if record.dagster_run.run_id in dead:
+            continue
+        since = record.start_time or record.create_timestamp.timestamp()
+        if now - since <= timeout_s:
+            return record
+    return None
+
+
 @dg.sensor(
     name=SENSOR_NAME,
     job=generate_tracks_job,
@@ -68,15 +103,15 @@ def air_feed_sensor(
     airtime = unplayed_airtime_s(lakehouse.open(), now=datetime.now(UTC))
     if airtime >= threshold:
         return dg.SkipReason(f"{airtime:.0f} s of unplayed airtime, threshold {threshold:.0f} s")
-    running = context.instance.get_run_records(
-        filters=dg.RunsFilter(
-            job_name=GENERATE_JOB, statuses=IN_FLIGHT, tags={SENSOR_TAG: SENSOR_NAME}
-        ),
-        limit=1,
+    settings = get_settings()
+    running = generating_run(
+        context.instance,
+        now=datetime.now(UTC).timestamp(),
+        timeout_s=settings.generation_run_timeout_s,
     )
-    if running:
+    if running is not None:
         return dg.SkipReason(
-            f"{airtime:.0f} s of unplayed airtime, but run {running[0].dagster_run.run_id} "
+            f"{airtime:.0f} s of unplayed airtime, but run {running.dagster_run.run_id} "
             "is still generating"
         )
     defaults = GenerationConfig()
@@ -91,7 +126,7 @@ def air_feed_sensor(
             dg.RunRequest(
                 run_key=batch_id,
                 partition_key=batch_id,
-                run_config=run_config_for(config),
+                run_config=run_config_for(config, in_process=True),
                 tags={SENSOR_TAG: SENSOR_NAME, "sonicforge/unplayed_airtime_s": f"{airtime:.0f}"},
             )
         ],

@@ -63,6 +63,19 @@ class Settings(BaseSettings):
     # run; `sonicforge models pull NAME` downloads ahead of time.
     musicgen_allow_download: bool = False
     mlflow_ui_port: int = Field(default=5000, ge=1, le=65535)
+    dagster_ui_port: int = Field(default=3000, ge=1, le=65535)
+    # A generation run in flight for longer than this is taken for dead: the
+    # air-feed sensor stops waiting for it and Dagster's run monitoring (the
+    # embedded dagster.yaml) marks it failed.
+    generation_run_timeout_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    # `make run` (cli/run.py): the first batch when nothing is on air. Its
+    # first track is a short one, made and aired on its own (mastering takes
+    # seconds per minute of audio); the rest follow in a second run.
+    run_host: str = "127.0.0.1"
+    run_first_batch: int = Field(default=6, ge=1, le=64)
+    run_first_duration: float = Field(default=180.0, ge=10.0, le=600.0)
+    run_first_track_duration: float = Field(default=45.0, ge=10.0, le=600.0)
 
     # serving
     # The JWT signing key. Unset in development, a random key is kept in

@@ -66,3 +66,42 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# What the CI service fixtures above skip is counted and explained once at
+# the end of a run, with the local services it could have used: a machine
+# where PostgreSQL and Redis run should not skip those tests unnoticed.
+_SERVICES = {
+    "SONICFORGE_TEST_POSTGRES_URL": (
+        "PostgreSQL",
+        ("127.0.0.1", 5432),
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    ),
+    "SONICFORGE_TEST_REDIS_URL": ("Redis", ("127.0.0.1", 6379), "redis://127.0.0.1:6379/15"),
+}
+
+
+def _listening(address: tuple[str, int]) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(address, timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    for variable, (service, address, example) in _SERVICES.items():
+        count = sum(
+            1 for r in skipped if variable in str(getattr(r, "longrepr", "")) and r.when == "setup"
+        )
+        if not count:
+            continue
+        here = f"; a {service} listens on {address[0]}:{address[1]}" if _listening(address) else ""
+        terminalreporter.write_line(
+            f"{count} tests skipped because {variable} is unset{here}: run them with "
+            f"{variable}={example} (or .ci/run, which sets it)",
+            yellow=True,
+        )

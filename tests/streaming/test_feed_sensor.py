@@ -4,6 +4,7 @@ generation run for a new batch partition when it runs low."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -132,3 +133,134 @@ def test_definitions_load_with_the_sensor() -> None:
     from orchestration.definitions import defs
 
     assert defs.resolve_sensor_def(SENSOR_NAME).job_name == GENERATE_JOB
+
+
+# -- runs that died: run monitoring, the sensor's timeout, dead local workers --
+
+# A stand-in for a generation run's worker: it records a run of the
+# generation job in the instance (tagged as the sensor's) and blocks in it.
+HANGING_RUN = """
+import time
+import dagster as dg
+
+@dg.op
+def hang() -> None:
+    print("started", flush=True)
+    time.sleep(600)
+
+@dg.job(name="generate_tracks_job")
+def job() -> None:
+    hang()
+
+job.execute_in_process(
+    instance=dg.DagsterInstance.get(), tags={"sonicforge/launched_by": "air_feed_sensor"}
+)
+"""
+
+
+def test_the_embedded_instance_monitors_runs(tmp_path: Path) -> None:
+    from orchestration.launch import ensure_dagster_home
+
+    home = Path(ensure_dagster_home())
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_max_runtime_seconds == 3600
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue is not None and queue.max_concurrent_runs == 1
+    # An embedded file of an earlier version is brought up to date ...
+    (home / "dagster.yaml").write_text("# Embedded instance: SQLite storage under DAGSTER_HOME.\n")
+    ensure_dagster_home()
+    assert "run_monitoring:" in (home / "dagster.yaml").read_text()
+    # ... a production one is left as it is.
+    (home / "dagster.yaml").write_text("run_launcher:\n  module: x\n")
+    ensure_dagster_home()
+    assert (home / "dagster.yaml").read_text() == "run_launcher:\n  module: x\n"
+
+
+def test_requests_a_new_run_once_the_running_ones_process_is_killed(
+    lakehouse: Lakehouse, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from orchestration.launch import ensure_dagster_home
+
+    ensure_dagster_home()
+    worker = subprocess.Popen(
+        [sys.executable, "-c", HANGING_RUN], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "started"
+        with dg.DagsterInstance.get() as instance:
+            [record] = instance.get_run_records(dg.RunsFilter(job_name=GENERATE_JOB))
+            assert record.dagster_run.status == dg.DagsterRunStatus.STARTED
+            first = _evaluate(lakehouse, instance)
+            assert isinstance(first, dg.SkipReason), "a live run is waited for"
+            assert "still generating" in str(first.skip_message)
+
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=30)
+            results = []
+            for _ in range(3):  # "within a few ticks"
+                results.append(_evaluate(lakehouse, instance))
+                if isinstance(results[-1], dg.SensorResult):
+                    break
+                time.sleep(0.5)
+            assert isinstance(results[-1], dg.SensorResult), results
+            assert len(results[-1].run_requests or []) == 1
+            dead = instance.get_run_by_id(record.dagster_run.run_id)
+            assert dead is not None and dead.status == dg.DagsterRunStatus.FAILURE
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
+def test_a_run_in_flight_past_the_timeout_is_not_waited_for(lakehouse: Lakehouse) -> None:
+    from dagster._core.test_utils import create_run_for_test
+
+    from orchestration.sensors import generating_run
+
+    with dg.instance_for_test() as instance:
+        run = create_run_for_test(
+            instance,
+            job_name=GENERATE_JOB,
+            status=dg.DagsterRunStatus.STARTED,
+            tags={SENSOR_TAG: SENSOR_NAME},
+        )
+        now = datetime.now(UTC).timestamp()
+        found = generating_run(instance, now=now, timeout_s=3600)
+        assert found is not None and found.dagster_run.run_id == run.run_id
+        assert generating_run(instance, now=now + 3601, timeout_s=3600) is None
+
+
+def test_waits_for_the_first_batch_of_make_run(lakehouse: Lakehouse) -> None:
+    from dagster._core.test_utils import create_run_for_test
+
+    from orchestration.launch import FIRST_BATCH
+
+    with dg.instance_for_test() as instance:
+        create_run_for_test(
+            instance, job_name=GENERATE_JOB, status=dg.DagsterRunStatus.STARTED,
+            tags={SENSOR_TAG: "api"},
+        )  # fmt: skip
+        assert isinstance(_evaluate(lakehouse, instance), dg.SensorResult), (
+            "a listener's request does not hold up the feed"
+        )
+        first = create_run_for_test(
+            instance, job_name=GENERATE_JOB, status=dg.DagsterRunStatus.STARTED,
+            tags={SENSOR_TAG: FIRST_BATCH},
+        )  # fmt: skip
+        result = _evaluate(lakehouse, instance)
+        assert isinstance(result, dg.SkipReason) and first.run_id in str(result.skip_message)
+
+
+def test_its_runs_execute_in_one_process(lakehouse: Lakehouse) -> None:
+    with dg.instance_for_test() as instance:
+        result = _evaluate(lakehouse, instance)
+    assert isinstance(result, dg.SensorResult)
+    [request] = result.run_requests or []
+    assert request.run_config["execution"] == {"config": {"in_process": {}}}
