@@ -9,6 +9,11 @@ They read what the streamer process writes under ``stream_dir`` (any number
 of API workers or replicas can serve one streamer); each tail starts with
 its first listener. With ``SONICFORGE_STREAM_EMBEDDED=true`` the router's
 lifespan also runs the streamer itself on a thread of the API process.
+
+One worker serves thousands of listeners: MP3 listeners read one shared
+buffer of encoded chunks and are written to the ASGI ``send`` directly
+(one send per chunk, no generator or queue per listener); HLS files are
+answered from memory with their headers ready (``streaming.hls_files``).
 """
 
 from __future__ import annotations
@@ -16,50 +21,125 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
+import re
+import secrets
 import socket
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi import (
+    APIRouter,
+    FastAPI,
+    HTTPException,
+    Query,
+    Request,
+    WebSocket,
+    WebSocketDisconnect,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from sonicforge.settings import Settings, get_settings
 from sonicforge.station import StationState, station_state_from_url
-from streaming.hub import ChunkTail, HlsListeners, IcyInterleaver
+from streaming.hls_files import MASTER, HlsFile, HlsFiles
+from streaming.hub import ChunkTail, HlsListeners, IcyInterleaver, TailReader
 from streaming.outputs.chunks import resolve_stream_dir
 
 ICY_METAINT = 16000
 # A streamer that wrote nothing for this long is off air: say so (503)
 # instead of holding a player's connection open in silence.
 STALE_S = 15.0
-MEDIA_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t"}
 REPLICA = f"{socket.gethostname()}:{os.getpid()}"
+# The key an HLS player keeps, so that it counts once (AzuraCast's rule):
+# ``?sid=`` on its requests, or the cookie we hand out with a playlist.
+SESSION_COOKIE = "sf_listener"
+SESSION_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+_SESSION = re.compile(SESSION_PATTERN)
+
+# The error body the API answers with (``serving``'s ErrorBody), inline so
+# that it documents this router in the API and in the stream app alike.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "examples": ["not_found"]},
+                "message": {"type": "string"},
+                "request_id": {"type": ["string", "null"]},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before asking again",
+        "schema": {"type": "integer"},
+    }
+}
+
+
+def _error(description: str, *, retry: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": ERROR_SCHEMA}},
+    }
+    if retry:
+        out["headers"] = RETRY_AFTER
+    return out
+
+
+OFF_AIR = _error("The station is off air (nothing written for 15 s); try again shortly")
+HLS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A playlist or a segment the streamer wrote",
+        "content": {
+            "application/vnd.apple.mpegurl": {"schema": {"type": "string"}},
+            "video/mp2t": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    404: _error("No such file: only names the streamer wrote are served"),
+    503: _error(
+        "The master playlist is not published yet: a variant it names has fewer than "
+        "three segments (the ladder is starting, or off air)",
+        retry=True,
+    ),
+}
 
 
 class StreamEndpoints:
     """The state behind the router: tails, counters, listener reports."""
 
-    def __init__(self, stream_dir: Path, station: StationState | None, *, report_s: float) -> None:
+    def __init__(
+        self, stream_dir: Path, station: StationState | None, *, report_s: float, segment_s: float
+    ) -> None:
         self.dir = stream_dir
         self.station = station
         self.report_s = report_s
-        self.mp3 = ChunkTail(stream_dir / "mp3", backlog=2)
-        self.viz = ChunkTail(stream_dir / "viz", backlog=1)
-        self.hls = HlsListeners()
+        self.segment_s = segment_s
+        self.mp3 = ChunkTail(stream_dir / "mp3", backlog=2, stale_s=STALE_S)
+        self.viz = ChunkTail(stream_dir / "viz", backlog=1, stale_s=STALE_S)
+        self.hls_files = HlsFiles(stream_dir / "hls")
+        self.hls = HlsListeners(2 * segment_s)
         self._reporter: asyncio.Task[None] | None = None
 
     def ensure_reporter(self) -> None:
-        loop = asyncio.get_running_loop()
         if self.station is not None and (self._reporter is None or self._reporter.done()):
-            self._reporter = loop.create_task(self._report())
+            self._reporter = asyncio.get_running_loop().create_task(self._report())
 
     async def _report(self) -> None:
         assert self.station is not None
         while True:
-            counts = {"mp3": self.mp3.listeners, "hls": self.hls.count(), "viz": self.viz.listeners}
+            counts = {"mp3": self.mp3.listeners, "hls": self.hls_count(), "viz": self.viz.listeners}
             try:
                 for output, n in counts.items():
                     await asyncio.to_thread(
@@ -73,11 +153,87 @@ class StreamEndpoints:
                 pass
             await asyncio.sleep(self.report_s)
 
+    def hls_count(self) -> int:
+        # Twice the segment duration the playlists declare (AzuraCast's rule).
+        self.hls.window_s = 2 * (self.hls_files.target_s or self.segment_s)
+        return self.hls.count()
+
     def require_live(self, tail: ChunkTail) -> dict[str, Any]:
         latest = tail.latest()
         if latest is None or time.time() - float(latest.get("written_at", 0)) > STALE_S:
             raise HTTPException(503, detail="the station is off air; try again shortly")
         return latest
+
+    def retry_after_s(self) -> int:
+        return max(1, math.ceil(self.hls_files.target_s or self.segment_s))
+
+
+class Mp3Response(Response):
+    """The endless MP3 body, sent chunk by chunk from the shared buffer."""
+
+    media_type = "audio/mpeg"
+
+    def __init__(self, tail: ChunkTail, *, headers: dict[str, str], icy: bool) -> None:
+        self.status_code = 200
+        self.background = None
+        self.tail, self.icy = tail, icy
+        self.init_headers(headers)  # no body: no Content-Length
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        if scope["method"] == "HEAD":
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        interleave = IcyInterleaver(ICY_METAINT) if self.icy else None
+        async with self.tail.subscribe() as reader:
+            # Only a reader of the ASGI channel hears that the client left.
+            watcher = asyncio.get_running_loop().create_task(_watch(receive, reader))
+            try:
+                while (chunks := await reader.batch()) is not None:
+                    if interleave is not None:
+                        body = b"".join(
+                            interleave.feed(c.data, str(c.meta.get("title", ""))) for c in chunks
+                        )
+                    else:
+                        body = (
+                            chunks[0].data if len(chunks) == 1 else b"".join(c.data for c in chunks)
+                        )
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+            finally:
+                watcher.cancel()
+        # Dropped (fell behind) or off air: end the body cleanly.
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _watch(receive: Receive, reader: TailReader) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    reader.close()
+
+
+class HlsResponse(Response):
+    """A file from the index: body and headers built once, per file."""
+
+    def __init__(self, item: HlsFile, cookie: bytes | None) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = item.body
+        # A copy: middleware may add headers to the list it is given.
+        self.raw_headers = list(item.headers)
+        if cookie is not None:
+            self.raw_headers.append((b"set-cookie", cookie))
+
+
+def _session(request: Request, sid: str | None) -> tuple[str, bool]:
+    """The listener's key, and whether it came from the player."""
+    if sid is not None:
+        return f"sid:{sid}", True
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie is not None and _SESSION.match(cookie):
+        return f"sid:{cookie}", True
+    # No key: one listener per address (never per User-Agent).
+    return f"addr:{request.client.host if request.client else '?'}", False
 
 
 def create_stream_router(
@@ -94,7 +250,9 @@ def create_stream_router(
         stream_dir = resolve_stream_dir(settings)
     if station is None:
         station = station_state_from_url(settings.redis_url)
-    ep = StreamEndpoints(stream_dir, station, report_s=report_s)
+    ep = StreamEndpoints(
+        stream_dir, station, report_s=report_s, segment_s=settings.stream_hls_segment_s
+    )
     lifespan = None
     if settings.stream_embedded:
         # Here, not at the top: every API worker imports this module, and
@@ -114,8 +272,21 @@ def create_stream_router(
 
     router = APIRouter(tags=["listen"], lifespan=lifespan)
 
-    @router.get("/stream.mp3", summary="The endless MP3 stream (ICY metadata on request)")
-    async def read_mp3_stream(request: Request) -> StreamingResponse:
+    @router.get(
+        "/stream.mp3",
+        summary="The endless MP3 stream (ICY metadata on request)",
+        response_class=Mp3Response,
+        status_code=200,
+        responses={
+            200: {
+                "description": "MP3 frames, endless; with `Icy-MetaData: 1`, ICY blocks every "
+                "`icy-metaint` bytes",
+                "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            503: OFF_AIR,
+        },
+    )
+    async def read_mp3_stream(request: Request) -> Mp3Response:
         ep.ensure_reporter()
         latest = ep.require_live(ep.mp3)
         icy = request.headers.get("icy-metadata", "").strip() == "1"
@@ -128,37 +299,50 @@ def create_stream_router(
         }
         if icy:
             headers["icy-metaint"] = str(ICY_METAINT)
+        return Mp3Response(ep.mp3, headers=headers, icy=icy)
 
-        async def body() -> AsyncIterator[bytes]:
-            interleave = IcyInterleaver(ICY_METAINT) if icy else None
-            async with ep.mp3.subscribe() as chunks:
-                while (chunk := await chunks.get()) is not None:
-                    title = str(chunk.meta.get("title", ""))
-                    yield interleave.feed(chunk.data, title) if interleave else chunk.data
-
-        return StreamingResponse(body(), media_type="audio/mpeg", headers=headers)
-
-    @router.get("/hls/{path:path}", summary="HLS playlists and segments")
-    async def read_hls_file(path: str, request: Request) -> Response:
-        root = (ep.dir / "hls").resolve()
-        full = (root / path).resolve()
-        suffix = full.suffix
-        if not full.is_relative_to(root) or suffix not in MEDIA_TYPES or not full.is_file():
-            raise HTTPException(404, detail=f"no HLS file {path!r}")
-        if suffix == ".ts":
+    @router.get(
+        "/hls/{path:path}",
+        summary="HLS playlists and segments",
+        response_class=HlsResponse,
+        status_code=200,
+        responses=HLS_RESPONSES,
+    )
+    async def read_hls_file(
+        path: str,
+        request: Request,
+        sid: Annotated[
+            str | None,
+            Query(
+                pattern=SESSION_PATTERN,
+                description="A session key the player keeps (8–64 letters, digits, '-' or "
+                "'_'), so that it counts as one listener; or the `sf_listener` cookie",
+            ),
+        ] = None,
+    ) -> HlsResponse:
+        item = ep.hls_files.get(path)
+        if item is None:
+            if path == MASTER:
+                wait = ep.retry_after_s()
+                raise HTTPException(
+                    503,
+                    detail="the HLS ladder is not ready: every variant needs three segments "
+                    f"before the master playlist is published; retry in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
+            # Never echo the name back: it may be 5,000 characters or hold a NUL.
+            raise HTTPException(404, detail="no such HLS file; start at /hls/master.m3u8")
+        key, kept = _session(request, sid)
+        cookie = None
+        if path != MASTER:
             ep.ensure_reporter()
-            client = request.client.host if request.client else "?"
-            ep.hls.touch(f"{client}|{request.headers.get('user-agent', '')}")
-            # Segment names never repeat: cache them hard; playlists change.
-            cache = "public, max-age=3600, immutable"
-            return FileResponse(
-                full, media_type=MEDIA_TYPES[suffix], headers={"Cache-Control": cache}
-            )
-        # A playlist is replaced every segment: read it whole, at once, so its
-        # length and its bytes come from the same version of the file.
-        return Response(
-            full.read_bytes(), media_type=MEDIA_TYPES[suffix], headers={"Cache-Control": "no-cache"}
-        )
+            ep.hls.touch(key)
+        if not kept and path.endswith(".m3u8"):
+            cookie = (
+                f"{SESSION_COOKIE}={secrets.token_urlsafe(12)}; Path=/hls; Max-Age=86400; "
+                "SameSite=Lax; HttpOnly"
+            ).encode()
+        return HlsResponse(item, cookie)
 
     # HEAD too (players and CDNs probe), kept out of the schema: one operation.
     router.add_api_route(
@@ -201,7 +385,19 @@ def create_stream_router(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
-    @router.get("/viz/events", summary="Spectrum frames as server-sent events")
+    @router.get(
+        "/viz/events",
+        summary="Spectrum frames as server-sent events",
+        response_class=StreamingResponse,
+        status_code=200,
+        responses={
+            200: {
+                "description": "Endless `data: {json}` events, 25 a second",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            503: OFF_AIR,
+        },
+    )
     async def read_viz_events() -> StreamingResponse:
         ep.ensure_reporter()
         ep.require_live(ep.viz)
@@ -218,6 +414,44 @@ def create_stream_router(
     return router
 
 
+HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    422: "invalid_request",
+    503: "unavailable",
+}
+
+
+def _error_body(
+    status: int, message: str, details: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    code = HTTP_CODES.get(status, "error")
+    body = {
+        "error": {"code": code, "message": message, "request_id": None, "details": details or []}
+    }
+    return JSONResponse(body, status_code=status)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "error"
+    response = _error_body(exc.status_code, message)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    issues = [
+        {"loc": [p for p in e.get("loc", ()) if isinstance(p, (str, int))], "msg": e.get("msg", "")}
+        for e in exc.errors()
+    ]
+    first = issues[0] if issues else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"]) or "request"
+    return _error_body(422, f"{where}: {first['msg']}", issues)
+
+
 def create_stream_app(
     *,
     settings: Settings | None = None,
@@ -225,8 +459,11 @@ def create_stream_app(
     stream_dir: Path | None = None,
     report_s: float = 5.0,
 ) -> FastAPI:
-    """The listener endpoints as their own app (``sonicforge stream --serve``)."""
+    """The listener endpoints as their own app (``sonicforge stream --serve``),
+    answering errors with the API's error body."""
     app = FastAPI(title="SonicForge stream", docs_url=None, redoc_url=None)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(
         create_stream_router(
             settings=settings, station=station, stream_dir=stream_dir, report_s=report_s

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 AAC_FRAME = 1024
 MASTER = "master.m3u8"
 MEDIA = "index.m3u8"
+MIN_LIVE_SEGMENTS = 3
 
 
 def aac_encoder(*, sample_rate: int, bitrate_kbps: int, coder: str) -> av.AudioCodecContext:
@@ -164,7 +165,11 @@ class HlsOutput(Output):
         self._segment = 0
         self._start: datetime | None = None
         self._declared: dict[int, tuple[int, int]] = {}
-        self._write_master()
+        self.master_written = False
+        # A master from an earlier session may name playlists that are not
+        # there (or too short) any more: it goes until they are ready.
+        (self.dir / MASTER).unlink(missing_ok=True)
+        self._maybe_write_master()
 
     def _boundary(self, k: int) -> int:
         """First AAC frame of segment ``k`` of this session."""
@@ -178,7 +183,17 @@ class HlsOutput(Output):
         first = self._boundary(k) if k else -1
         return self._start + timedelta(seconds=first * AAC_FRAME / self.sr)
 
+    def _ready(self) -> bool:
+        # A player that finds the master must find every variant with a
+        # live window it can start in (three segments, as players hold back).
+        return all(len(r.entries) >= MIN_LIVE_SEGMENTS for r in self.renditions)
+
+    def _maybe_write_master(self) -> None:
+        if not self.master_written and self._ready():
+            self._write_master()
+
     def _write_master(self) -> None:
+        self.master_written = True
         variants = []
         for r in self.renditions:
             # MPEG-TS adds about 15 % plus 20 kbps to an audio stream; the
@@ -195,7 +210,9 @@ class HlsOutput(Output):
             self._start = block.wall
         for planar in self._framer.frames(block.pcm):
             self._encode(planar)
-        if any(
+        if not self.master_written:
+            self._maybe_write_master()
+        elif any(
             r.peak_bps > self._declared[r.kbps][0] or r.average_bps > self._declared[r.kbps][1]
             for r in self.renditions
         ):

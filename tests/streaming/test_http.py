@@ -137,10 +137,10 @@ def test_listener_counts_reach_the_station(
 
 def test_hls_files_are_served_with_their_types(on_air: str, stream_settings: Settings) -> None:
     deadline = time.monotonic() + 20
-    master = stream_settings.stream_dir / "hls" / "aac_64k" / "index.m3u8"  # type: ignore[operator]
-    while not master.exists() and time.monotonic() < deadline:
+    while (r := httpx.get(f"{on_air}/hls/master.m3u8")).status_code == 503:
+        assert int(r.headers["retry-after"]) >= 1
+        assert time.monotonic() < deadline
         time.sleep(0.05)
-    r = httpx.get(f"{on_air}/hls/master.m3u8")
     assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.apple.mpegurl"
     assert httpx.head(f"{on_air}/hls/master.m3u8").status_code == 200
     media = httpx.get(f"{on_air}/hls/aac_64k/index.m3u8").text
@@ -149,7 +149,8 @@ def test_hls_files_are_served_with_their_types(on_air: str, stream_settings: Set
     assert seg.status_code == 200 and seg.headers["content-type"] == "video/mp2t"
     assert seg.content[0] == 0x47 and "immutable" in seg.headers["cache-control"]
     for bad in ("../mp3/latest.json", "aac_64k/nope.ts", "..%2F..%2Fetc%2Fpasswd"):
-        assert httpx.get(f"{on_air}/hls/{bad}").status_code == 404
+        r = httpx.get(f"{on_air}/hls/{bad}")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
 def test_playlists_are_never_torn_while_rewritten(on_air: str) -> None:
@@ -193,39 +194,75 @@ def test_visualizer_feed_over_sse_and_websocket(on_air: str) -> None:
 
 def test_off_air_answers_503(server: tuple[str, InMemoryStationState]) -> None:
     r = httpx.get(f"{server[0]}/stream.mp3")
-    assert r.status_code == 503 and "off air" in r.json()["detail"]
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "unavailable" and "off air" in r.json()["error"]["message"]
 
 
 def test_tail_reads_each_chunk_once_for_all_listeners(tmp_path: Path) -> None:
     writer = ChunkWriter(tmp_path, ext="bin")
     tail = ChunkTail(tmp_path, poll_s=0.01, backlog=1)
-    reads: list[int] = []
-    original = tail._read
-
-    def counting(seq: int, ext: str, meta: dict[str, object]):  # type: ignore[no-untyped-def]
-        reads.append(seq)
-        return original(seq, ext, meta)
-
-    tail._read = counting  # type: ignore[method-assign]
 
     async def scenario() -> list[list[int]]:
         writer.write(b"x0", {})
         got: list[list[int]] = [[], [], []]
         async with tail.subscribe() as a, tail.subscribe() as b, tail.subscribe() as c:
+            assert tail.listeners == 3
             for n in range(1, 6):
                 await asyncio.sleep(0.03)
                 writer.write(f"x{n}".encode(), {})
             await asyncio.sleep(0.1)
-            for q, out in zip((a, b, c), got, strict=True):
-                while not q.empty():
-                    chunk = q.get_nowait()
-                    assert chunk is not None
-                    out.append(chunk.seq)
+            for reader, out in zip((a, b, c), got, strict=True):
+                chunks = reader.available()
+                assert chunks is not None
+                out.extend(chunk.seq for chunk in chunks)
+        assert tail.listeners == 0
         return got
 
     got = asyncio.run(scenario())
-    assert got[0][-5:] == [1, 2, 3, 4, 5] and got[0] == got[1] == got[2]
-    assert sorted(reads) == sorted(set(reads))
+    assert got[0] == [0, 1, 2, 3, 4, 5] and got[0] == got[1] == got[2]
+    assert tail.reads == 6, "each chunk file is read once, not once per listener"
+
+
+def test_a_listener_that_falls_behind_the_buffer_is_dropped(tmp_path: Path) -> None:
+    writer = ChunkWriter(tmp_path, ext="bin")
+    tail = ChunkTail(tmp_path, poll_s=0.01, backlog=1, keep=4)
+
+    async def scenario() -> tuple[list[int] | None, list[int] | None]:
+        writer.write(b"x0", {})
+        async with tail.subscribe() as slow, tail.subscribe() as live:
+            for n in range(1, 4):
+                writer.write(f"x{n}".encode(), {})
+                await asyncio.sleep(0.03)
+                live_chunks = live.available()
+                assert live_chunks
+            for n in range(4, 8):  # the slow reader is now 8 chunks back; 4 are kept
+                writer.write(f"x{n}".encode(), {})
+                await asyncio.sleep(0.03)
+            got_slow, got_live = slow.available(), live.available()
+            return (
+                None if got_slow is None else [c.seq for c in got_slow],
+                None if got_live is None else [c.seq for c in got_live],
+            )
+
+    slow, live = asyncio.run(scenario())
+    assert slow is None
+    assert live == [4, 5, 6, 7]
+
+
+def test_mp3_listeners_end_when_the_station_goes_off_air(tmp_path: Path) -> None:
+    writer = ChunkWriter(tmp_path, ext="bin")
+    tail = ChunkTail(tmp_path, poll_s=0.01, backlog=1, stale_s=0.2)
+
+    async def scenario() -> list[int]:
+        writer.write(b"x0", {})
+        seen = []
+        async with tail.subscribe() as reader:
+            while (chunks := await asyncio.wait_for(reader.batch(), 5)) is not None:
+                seen.extend(c.seq for c in chunks)
+        return seen
+
+    assert asyncio.run(scenario()) == [0]
+    assert tail.off_air
 
 
 def test_icy_blocks_follow_the_protocol() -> None:
