@@ -90,7 +90,7 @@ def fuzz_app(
         yield app, admin.headers
 
 
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 def test_no_server_errors(fuzz_app: tuple[Any, dict[str, str]]) -> None:
     """Every operation, positive and negative examples (12 each), checked
     for 5xx and for conformance with the documented statuses and schemas.
