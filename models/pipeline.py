@@ -7,6 +7,7 @@ can fan out over processes (one core each) without sharing state.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import multiprocessing as mp
 import time
@@ -21,13 +22,20 @@ import numpy as np
 from models.audio_io import decode_audio, encode_flac, encode_mp3
 from models.generation.base import GeneratedTrack, GenerationBackend, TrackSpec
 from models.generation.registry import create_backend
-from models.mastering import master_audio
+from models.loudness import integrated_loudness, to_dbtp, true_peak_precise
+from models.mastering import HOLD_MARGIN_DB, master_audio
 from models.scoring import SCORER_VERSION, score_bytes
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 MP3_BITRATE_KBPS = 192
+TARGET_LUFS = -14.0
+MASTER_CEILING_DBTP = -1.0
+#: Lossy renditions overshoot their source's peaks; they are held here.
+RENDITION_CEILING_DBTP = -0.5
+_RENDITION_AIM_LU = 0.15  # a rendition off target by more than this is re-encoded
+_RENDITION_PASSES = 3
 
 
 def track_id_for(*, batch_id: str, index: int, genre: str, seed: int, backend: str) -> str:
@@ -205,15 +213,63 @@ class MasteredAudio:
     chain_version: str
 
 
+@functools.lru_cache(maxsize=16)
+def mp3_level_offset_db(sample_rate: int, bitrate_kbps: int = MP3_BITRATE_KBPS) -> float:
+    """How much the MP3 encoder changes the level of a 1 kHz tone, in dB.
+
+    pedalboard's LAME writer puts out about -0.26 dB at every frequency;
+    measured once per process so a new encoder version is followed.
+    """
+    t = np.arange(int(sample_rate)) / float(sample_rate)
+    tone = np.float32(0.25) * np.sin(2.0 * np.pi * 1000.0 * t, dtype=np.float32)[np.newaxis]
+    decoded, _ = decode_audio(encode_mp3(tone, sample_rate, bitrate_kbps=bitrate_kbps))
+    middle = slice(sample_rate // 4, 3 * sample_rate // 4)
+    ratio = np.sqrt(np.mean(decoded[0, middle] ** 2) / np.mean(tone[0, middle] ** 2))
+    return float(20.0 * np.log10(ratio))
+
+
+def encode_mp3_rendition(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    target_lufs: float = TARGET_LUFS,
+    ceiling_dbtp: float = RENDITION_CEILING_DBTP,
+    bitrate_kbps: int = MP3_BITRATE_KBPS,
+) -> bytes:
+    """The MP3 rendition of a master, measured after the codec.
+
+    LAME's low-pass takes a few tenths of an LU off a bright master and its
+    quantisation moves the peaks, so the encoded file is decoded and
+    measured; when it is off the loudness target or over the ceiling it is
+    encoded again with the gain that corrects it (peaks win over loudness).
+    """
+    hold = ceiling_dbtp - HOLD_MARGIN_DB
+    gain_db = -mp3_level_offset_db(sample_rate, bitrate_kbps)
+    for _ in range(_RENDITION_PASSES):
+        source = audio if gain_db == 0.0 else audio * np.float32(10.0 ** (gain_db / 20.0))
+        mp3 = encode_mp3(source, sample_rate, bitrate_kbps=bitrate_kbps)
+        decoded, rate = decode_audio(mp3, format_hint="mp3")
+        lufs = integrated_loudness(decoded, rate)
+        peak = to_dbtp(true_peak_precise(decoded))
+        step = target_lufs - lufs if abs(target_lufs - lufs) > _RENDITION_AIM_LU else 0.0
+        step = min(step, hold - peak)
+        if step == 0.0 or (abs(step) < 0.01 and peak <= hold):
+            return mp3
+        gain_db += step
+    return mp3
+
+
 def master_one(job: tuple[dict[str, Any], bytes]) -> MasteredAudio:
     """Master one raw track and encode the FLAC master and MP3 rendition."""
     track, data = job
     audio, sr = decode_audio(data)
-    result = master_audio(audio, sr, genre=track["genre"])
+    result = master_audio(
+        audio, sr, genre=track["genre"], target_lufs=TARGET_LUFS, ceiling_dbtp=MASTER_CEILING_DBTP
+    )
     return MasteredAudio(
         track_id=track["track_id"],
         flac=encode_flac(result.audio, result.sample_rate),
-        mp3=encode_mp3(result.audio, result.sample_rate, bitrate_kbps=MP3_BITRATE_KBPS),
+        mp3=encode_mp3_rendition(result.audio, result.sample_rate),
         duration_s=result.audio.shape[-1] / float(result.sample_rate),
         sample_rate=int(result.sample_rate),
         lufs_before=float(result.lufs_before),

@@ -10,8 +10,12 @@ import pedalboard
 import pyloudnorm
 import pytest
 
+from models.audio_io import encode_flac
 from models.errors import ModelsError
-from models.loudness import integrated_loudness, true_peak_dbtp
+from models.generation.base import TrackSpec
+from models.generation.procedural import ProceduralBackend
+from models.generation.procedural.genres import SUPPORTED_GENRES
+from models.loudness import integrated_loudness, to_dbtp, true_peak_dbtp, true_peak_precise
 from models.mastering import (
     CHAIN_VERSION,
     DEFAULT_CHAIN,
@@ -21,6 +25,8 @@ from models.mastering import (
     chain_settings,
     master_audio,
 )
+from models.meters import measure_file
+from models.pipeline import master_one
 from models.scoring import score_audio
 from tests.signals import dance_mix
 
@@ -41,7 +47,8 @@ def _mix(sample_rate: int, channels: int, peak: float, seconds: float = 8.0) -> 
 def _assert_on_target(audio: np.ndarray, sample_rate: int, *, lufs: float, ceiling: float) -> None:
     assert audio.dtype == np.float32 and np.isfinite(audio).all()
     assert integrated_loudness(audio, sample_rate) == pytest.approx(lufs, abs=0.5)
-    assert true_peak_dbtp(audio) <= ceiling
+    assert to_dbtp(true_peak_precise(audio)) <= ceiling - 0.1
+    assert true_peak_dbtp(audio) <= to_dbtp(true_peak_precise(audio)) + 1e-6
     # An independent meter agrees (pyloudnorm's own filters differ by < 0.1 LU).
     reference = pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64))
     assert reference == pytest.approx(lufs, abs=0.6)
@@ -56,7 +63,7 @@ def test_every_chain_lands_on_minus_14_under_minus_1_dbtp(genre: str, peak: floa
     assert result.chain_version == CHAIN_VERSION
     _assert_on_target(result.audio, 44100, lufs=-14.0, ceiling=-1.0)
     assert result.lufs_after == pytest.approx(integrated_loudness(result.audio, 44100))
-    assert result.true_peak_after == pytest.approx(true_peak_dbtp(result.audio))
+    assert result.true_peak_after == pytest.approx(to_dbtp(true_peak_precise(result.audio)))
     assert result.lufs_before == pytest.approx(integrated_loudness(x, 44100))
 
 
@@ -76,7 +83,9 @@ def test_a_hot_clipped_mix_is_brought_down_under_the_ceiling() -> None:
     _assert_on_target(result.audio, 44100, lufs=-14.0, ceiling=-1.0)
 
 
-@pytest.mark.parametrize(("target", "ceiling"), [(-16.0, -2.0), (-9.0, -1.0), (-23.0, -1.0)])
+# -9 LUFS under -1 dBTP passed only while the 4x meter missed the overs:
+# on an 8x reading this mix tops out near -9.6 LUFS at that ceiling.
+@pytest.mark.parametrize(("target", "ceiling"), [(-16.0, -2.0), (-10.0, -1.0), (-23.0, -1.0)])
 def test_other_targets(target: float, ceiling: float) -> None:
     result = master_audio(
         _mix(48000, 2, 0.5), 48000, genre="house", target_lufs=target, ceiling_dbtp=ceiling
@@ -138,3 +147,42 @@ def test_chains_differ_by_genre() -> None:
         "lofi_hip_hop",
         "ambient",
     }
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("genre", SUPPORTED_GENRES)
+def test_stored_masters_hold_on_ffmpegs_meter(genre: str, seed: int) -> None:
+    """Every genre of the procedural generator, mastered and encoded as the
+    asset stores it, measured from the bytes by FFmpeg's ebur128 (true peak
+    at 192 kHz) and pyloudnorm. BS.1770's 4x meter read -1.1 dBTP on house
+    and drum & bass masters that this meter read at -0.9 to -0.6."""
+    (track,) = ProceduralBackend().generate([TrackSpec(genre=genre)], duration_s=20.0, seed=seed)
+    raw = encode_flac(track.audio, track.sample_rate)
+    mastered = master_one(({"track_id": f"{genre}-{seed}", "genre": genre}, raw))
+    for data, ceiling in ((mastered.flac, -1.0), (mastered.mp3, -0.5)):
+        m = measure_file(data)
+        assert m.true_peak_dbtp <= ceiling, (m.codec, m.true_peak_dbtp)
+        assert m.lufs_pyloudnorm == pytest.approx(-14.0, abs=0.5), m.codec
+        assert m.lufs_ffmpeg == pytest.approx(-14.0, abs=0.5), m.codec
+        assert m.duration_s == pytest.approx(mastered.duration_s, abs=0.05)
+
+
+def test_precise_true_peak_matches_an_8x_reference_and_never_reads_below_4x() -> None:
+    from scipy import signal
+
+    from models.loudness import precise_peak_kernel, true_peak
+
+    x = _mix(44100, 2, 0.7, seconds=3.0)
+    reference = max(
+        float(np.abs(signal.upfirdn(precise_peak_kernel(), c.astype(np.float64), 8)).max())
+        for c in x
+    )
+    assert true_peak_precise(x) == pytest.approx(reference, rel=1e-4)
+    assert true_peak_precise(x) >= true_peak(x)
+    # A tone at 0.4 of the rate whose crests (both signs) all fall half-way
+    # between the 4x points and on 8x ones: the 4x meter misses half a dB.
+    n = np.arange(44100)
+    ramp = np.minimum(1.0, np.minimum(n, n[::-1]) / 4410.0)  # no edge to ring on
+    tone = (0.5 * ramp * np.sin(2 * np.pi * 0.4 * n + 0.4 * np.pi)).astype(np.float32)
+    assert to_dbtp(true_peak_precise(tone)) == pytest.approx(to_dbtp(0.5), abs=0.05)
+    assert to_dbtp(true_peak(tone)) < to_dbtp(0.5) - 0.4
