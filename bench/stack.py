@@ -93,6 +93,13 @@ def rotation_size(lake: Path) -> int:
         return 0
 
 
+def remember(seen: dict[tuple[int, int], proctree.Proc], procs: list[proctree.Proc]) -> None:
+    """Add what was not seen before (a zombie's later sighting has lost its
+    command line)."""
+    for p in procs:
+        seen.setdefault(p.key, p)
+
+
 def service_of(proc: proctree.Proc, launcher: int, parents: dict[int, int]) -> int:
     """The launcher's child that ``proc`` descends from."""
     pid = proc.pid
@@ -104,6 +111,7 @@ def service_of(proc: proctree.Proc, launcher: int, parents: dict[int, int]) -> i
 def label(cmdline: str) -> str:
     for key, name in (
         ("cli.run first-batch", "first-batch helper"),
+        ("cli.run warm", "store set-up"),
         ("dagster api grpc", "dagster code server"),
         ("dagster-webserver", "dagster webserver"),
         ("dagster-daemon", "dagster daemon"),
@@ -118,22 +126,26 @@ def label(cmdline: str) -> str:
     return cmdline[:40]
 
 
-def snapshot(launcher: int) -> tuple[int, dict[str, tuple[int, int]]]:
-    """Total RSS of the launcher's tree, and (processes, RSS) per service."""
+def snapshot(launcher: int) -> tuple[int, int, dict[str, tuple[int, int]]]:
+    """Total RSS and PSS of the launcher's tree, and (processes, RSS) per
+    service. RSS counts a page shared by several processes (the Python
+    runtime, numpy's libraries) in each; PSS splits it between them."""
     procs = proctree.descendants(launcher)
     parents = {p.pid: p.ppid for p in procs}
     by_pid = {p.pid: p for p in procs}
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     total = proctree.rss_bytes(launcher)
+    pss = proctree.pss_bytes(launcher)
     per["launcher"] = [1, total]
     for p in procs:
         rss = proctree.rss_bytes(p.pid)
         total += rss
+        pss += proctree.pss_bytes(p.pid)
         top = by_pid.get(service_of(p, launcher, parents), p)
         row = per[label(top.cmdline)]
         row[0] += 1
         row[1] += rss
-    return total, {k: (v[0], v[1]) for k, v in per.items()}
+    return total, pss, {k: (v[0], v[1]) for k, v in per.items()}
 
 
 def run_stack(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
@@ -162,7 +174,7 @@ def run_stack(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     deadline = t0 + args.timeout
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            seen.update({p.key: p for p in proctree.descendants(proc.pid)})
+            remember(seen, proctree.descendants(proc.pid))
             now = time.monotonic() - t0
             if "first_bytes_s" not in out and first_mp3_bytes(f"{base}/stream.mp3"):
                 out["first_bytes_s"] = now
@@ -176,26 +188,26 @@ def run_stack(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 break
             time.sleep(0.25)
         if "batch_on_air_s" in out:
-            total, per = snapshot(proc.pid)
-            out["rss_at_batch"], out["per_service"] = total, per
-            peak, last = total, total
+            total, pss, per = snapshot(proc.pid)
+            out["rss_at_batch"], out["pss_at_batch"], out["per_service"] = total, pss, per
+            peak, peak_pss, last = total, pss, total
             end = time.monotonic() + args.settle
             while time.monotonic() < end and proc.poll() is None:
-                seen.update({p.key: p for p in proctree.descendants(proc.pid)})
-                last, per_now = snapshot(proc.pid)
+                remember(seen, proctree.descendants(proc.pid))
+                last, last_pss, per_now = snapshot(proc.pid)
                 if last > peak:
-                    peak, out["per_service_peak"] = last, per_now
+                    peak, peak_pss, out["per_service_peak"] = last, last_pss, per_now
                 time.sleep(1.0)
-            out["rss_peak"], out["rss_last"] = peak, last
+            out["rss_peak"], out["pss_peak"], out["rss_last"] = peak, peak_pss, last
     finally:
-        seen.update({p.key: p for p in proctree.descendants(proc.pid)})
+        remember(seen, proctree.descendants(proc.pid))
         t_stop = time.monotonic()
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
         stopped_at = None
         while time.monotonic() - t_stop < 60:
             if proc.poll() is None:
-                seen.update({p.key: p for p in proctree.descendants(proc.pid)})
+                remember(seen, proctree.descendants(proc.pid))
             if proc.poll() is not None and not proctree.alive(seen.values()):
                 stopped_at = time.monotonic() - t_stop
                 break
@@ -241,7 +253,9 @@ def main() -> None:
         ("first batch done (its helper exited)", secs("batch_on_air_s"), ""),
         ("tracks in the rotation then", str(r.get("rotation_tracks", "-")), str(args.first_batch)),
         ("RSS of the tree, first batch on air", mb("rss_at_batch"), "<= 2,500 MB"),
+        ("  PSS (shared pages split), same moment", mb("pss_at_batch"), ""),
         (f"RSS of the tree, peak over the next {args.settle:g} s", mb("rss_peak"), ""),
+        ("  PSS at that peak", mb("pss_peak"), ""),
         (f"RSS of the tree, after {args.settle:g} s", mb("rss_last"), ""),
         ("stop after SIGTERM to the launcher", secs("stop_s"), "<= 10 s"),
         ("processes left after stop", str(len(r["left"])), "0"),  # type: ignore[arg-type]

@@ -98,6 +98,18 @@ def rss_bytes(pid: int) -> int:
     return int(fields[1]) * PAGE
 
 
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of one process: its resident pages, each page
+    shared with others counted as its share (0 if gone or unreadable)."""
+    try:
+        for line in (PROC / str(pid) / "smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
 def tree_rss(pid: int, *, include_self: bool = True) -> dict[int, int]:
     """Resident bytes of ``pid`` and each descendant, by pid."""
     pids = ([pid] if include_self else []) + [p.pid for p in descendants(pid)]

@@ -4,10 +4,12 @@ the radio's long-running services side by side until Ctrl-C or SIGTERM.
 Order, so that a listener hears music within seconds of a fresh start:
 
 1. A one-shot helper (``python -m cli.run first-batch``) creates the tables
-   and the Dagster home, marks failed any run a previous stack left STARTED,
-   and, when nothing is on air, makes the first track of the first batch
-   (one run: generated, scored, mastered, in rotation). It says so through a
-   pipe, then makes the rest of the batch in a second run and exits.
+   and the Dagster home (while ``cli.run warm`` migrates the app database
+   and creates the MLflow store beside it), marks failed any run a previous
+   stack left STARTED, and, when nothing is on air, makes the first track of
+   the first batch, a short one (one run: generated, scored, mastered, in
+   rotation). It says so through a pipe, then makes the rest of the batch in
+   a second run, at a lower CPU priority, and exits.
 2. Once the first track is on air (or nothing had to be made), the services
    start: one Dagster code server shared by the webserver and the daemon
    (sensors, schedules, run monitoring), the MLflow UI, and the API with the
@@ -177,6 +179,9 @@ def first_batch(ready_fd: int | None) -> int:
             ready_fd = None
 
     settings = get_settings()
+    # Meanwhile, on the other core, the stores that the first run and the API
+    # would otherwise set up on first use, one after the other.
+    warming = subprocess.Popen([sys.executable, "-m", "cli.run", "warm"])
     if cmd_init(argparse.Namespace()) != 0:
         print("[run] sonicforge init failed", file=sys.stderr, flush=True)
         return 2
@@ -188,7 +193,19 @@ def first_batch(ready_fd: int | None) -> int:
     for run_id in fail_dead_local_runs(instance):
         log(f"run {run_id} was left STARTED by a stopped stack: marked failed")
     lh = Lakehouse.from_settings(settings)
-    if lh.count("rotation") > 0:
+    on_air = lh.count("rotation") > 0
+    defs = None
+    if not on_air:
+        # While the stores are set up: what the first run will import anyway
+        # (the pipeline, its checks' validator, MLflow's client).
+        from orchestration.definitions import build_definitions
+
+        defs = build_definitions()
+        import great_expectations  # noqa: F401
+        import mlflow  # noqa: F401
+    if warming.wait() != 0:
+        log("setting up the app database and MLflow store failed; the services will retry")
+    if on_air:
         ready()
         return 0
     count, duration = settings.run_first_batch, settings.run_first_duration
@@ -204,7 +221,9 @@ def first_batch(ready_fd: int | None) -> int:
     for i, config in enumerate(plan):
         what = "first track" if i == 0 else f"rest of the first batch ({config.count} tracks)"
         log(f"generating the {what}, {config.duration_s:g} s each ...")
-        result = launch_generation(config, instance=instance, tags=tags, log_level="WARNING")
+        result = launch_generation(
+            config, defs=defs, instance=instance, tags=tags, log_level="WARNING"
+        )
         verdict = (
             "on air"
             if result.success
@@ -220,6 +239,25 @@ def first_batch(ready_fd: int | None) -> int:
     ready()
     _sync_duckdb(lh)
     return status
+
+
+def warm() -> int:
+    """Migrate the app database and create the MLflow store with the
+    generator registry (what the API and the first run do on first use)."""
+    import logging
+
+    from orchestration.environment import resources_for
+    from serving.db.session import migrate
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    settings = get_settings()
+    migrate(settings.resolved_app_database_url)
+    generator = resources_for(settings)["generator"]
+    tracking = generator.tracking()
+    if tracking is not None:
+        tracking.client.search_experiments(max_results=1)
+    generator.choose()
+    return 0
 
 
 # -- the launcher ------------------------------------------------------------
@@ -304,6 +342,8 @@ class Launcher:
         restart_at: dict[str, float] = {}
         while not self.stopping:
             proctree.reap(exclude=self._own_children())
+            if self.helper is not None:
+                self.helper.poll()  # collects it once the first batch is made
             for name, proc in list(self.procs.items()):
                 if proc.poll() is None:
                     continue
@@ -343,11 +383,13 @@ class Launcher:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cli.run", description=__doc__.split("\n")[0])
-    parser.add_argument("mode", nargs="?", choices=["first-batch"], help=argparse.SUPPRESS)
+    parser.add_argument("mode", nargs="?", choices=["first-batch", "warm"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     settings = get_settings()
     os.environ.setdefault("DAGSTER_HOME", str(settings.resolved_dagster_home))
     os.environ.setdefault(STARTED_AT_ENV, repr(time.time()))
+    if args.mode == "warm":
+        return warm()
     if args.mode == "first-batch":
         ready_fd = os.environ.get(READY_FD_ENV)
         return first_batch(int(ready_fd) if ready_fd else None)

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     run_host: str = "127.0.0.1"
     run_first_batch: int = Field(default=6, ge=1, le=64)
     run_first_duration: float = Field(default=180.0, ge=10.0, le=600.0)
-    run_first_track_duration: float = Field(default=45.0, ge=10.0, le=600.0)
+    run_first_track_duration: float = Field(default=30.0, ge=10.0, le=600.0)
 
     # serving
     # The JWT signing key. Unset in development, a random key is kept in
