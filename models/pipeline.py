@@ -30,6 +30,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 MP3_BITRATE_KBPS = 192
+#: Tracks one batch may plan (the generation config allows the same range).
+MIN_BATCH, MAX_BATCH = 1, 64
 TARGET_LUFS = -14.0
 MASTER_CEILING_DBTP = -1.0
 #: Lossy renditions overshoot their source's peaks; they are held here.
@@ -49,8 +51,8 @@ def plan_specs(
     genres: Sequence[str], count: int, *, bpm: float | None = None, prompt: str | None = None
 ) -> list[TrackSpec]:
     """``count`` specs cycling through ``genres`` in order."""
-    if count < 1:
-        raise ValueError(f"value {count} for 'count' is out of range [1, 64]")
+    if not MIN_BATCH <= count <= MAX_BATCH:
+        raise ValueError(f"value {count} for 'count' is out of range [{MIN_BATCH}, {MAX_BATCH}]")
     if not genres:
         raise ValueError("'genres' is empty; give at least one genre")
     return [TrackSpec(genre=genres[i % len(genres)], bpm=bpm, prompt=prompt) for i in range(count)]

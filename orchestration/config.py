@@ -7,6 +7,8 @@ import hashlib
 import dagster as dg
 from pydantic import Field
 
+from models.pipeline import MAX_BATCH, MIN_BATCH
+
 DEFAULT_GENRES = ["house", "techno", "trance", "drum_and_bass", "lofi_hip_hop", "ambient"]
 
 
@@ -14,7 +16,7 @@ class GenerationConfig(dg.Config):
     """What one batch generates."""
 
     genres: list[str] = Field(default_factory=lambda: list(DEFAULT_GENRES))
-    count: int = Field(default=6, ge=1, le=64, description="Tracks in the batch.")
+    count: int = Field(default=6, ge=MIN_BATCH, le=MAX_BATCH, description="Tracks in the batch.")
     duration_s: float = Field(default=180.0, ge=10.0, le=600.0)
     seed: int | None = Field(default=None, description="Defaults to a hash of the batch id.")
     backend: str | None = Field(default=None, description="Defaults to the resource's backend.")

@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from assets.tracks import generated_tracks, mastered_tracks, rotation, track_scores
+from models.pipeline import plan_specs
 from orchestration.checks import track_checks
 from orchestration.definitions import defs
 from orchestration.jobs import GENERATE_JOB
@@ -131,3 +132,15 @@ def test_bad_config_is_refused_with_allowed_values(
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.cause.message  # type: ignore[union-attr]
     assert "polka" in message and "house" in message
+
+
+@pytest.mark.parametrize("count", [0, -1, 65, 1000])
+def test_plan_specs_refuses_a_count_outside_1_to_64(count: int) -> None:
+    with pytest.raises(ValueError, match=rf"value {count} for 'count' is out of range \[1, 64\]"):
+        plan_specs(["house"], count)
+
+
+@pytest.mark.parametrize("count", [1, 64])
+def test_plan_specs_accepts_the_ends_of_the_range(count: int) -> None:
+    specs = plan_specs(["house", "ambient"], count)
+    assert len(specs) == count and specs[0].genre == "house"
