@@ -119,6 +119,26 @@ def test_the_mlflow_ui_is_one_process_that_stops_on_sigterm(tmp_path: Path) -> N
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+LOCATION_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries { name
+    locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def _location_loaded(dagster_port: int) -> dict[str, object] | None:
+    """The webserver's one code location entry, once it has one."""
+    try:
+        r = httpx.post(
+            f"http://127.0.0.1:{dagster_port}/graphql", json={"query": LOCATION_QUERY}, timeout=5
+        )
+        entries = r.json()["data"]["workspaceOrError"]["locationEntries"]
+    except (httpx.HTTPError, KeyError, TypeError, ValueError):
+        return None
+    if entries and entries[0]["locationOrLoadError"] is not None:
+        return dict(entries[0])
+    return None
+
+
 def _wait_for_full_stack(
     proc: subprocess.Popen[bytes], api_port: int, seen: dict[tuple[int, int], proctree.Proc]
 ) -> list[str]:
@@ -151,11 +171,11 @@ def _wait_for_full_stack(
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGTERM to the launcher", "SIGINT to its process group"])
 def test_make_run_stops_every_process_it_started(tmp_path: Path, how: str) -> None:
-    api = _free_port()
+    api, dagster = _free_port(), _free_port()
     env = _env(
         tmp_path,
         SONICFORGE_API_PORT=str(api),
-        SONICFORGE_DAGSTER_UI_PORT=str(_free_port()),
+        SONICFORGE_DAGSTER_UI_PORT=str(dagster),
         SONICFORGE_MLFLOW_UI_PORT=str(_free_port()),
         # A short first track, then four more made by two worker processes.
         SONICFORGE_RUN_FIRST_BATCH="5",
@@ -174,6 +194,14 @@ def test_make_run_stops_every_process_it_started(tmp_path: Path, how: str) -> No
         assert not missing, (
             f"never saw {missing}; log: {(tmp_path / 'run.log').read_text()[-3000:]}"
         )
+        # The webserver loaded the code location from the shared code server.
+        entry = None
+        end = time.monotonic() + 60
+        while entry is None and time.monotonic() < end:
+            entry = _location_loaded(dagster)
+            time.sleep(0.5)
+        assert entry is not None and entry["name"] == "sonicforge"
+        assert entry["locationOrLoadError"] == {"__typename": "RepositoryLocation"}, entry
         if how.startswith("SIGTERM"):
             os.kill(proc.pid, signal.SIGTERM)
         else:
