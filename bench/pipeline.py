@@ -1,13 +1,18 @@
-"""Track pipeline benchmark: per-stage speed on one core and an 8-track batch.
+"""Track pipeline benchmark: per-stage speed as the assets run it, and an
+8-track batch end to end.
 
     .venv/bin/python bench/pipeline.py [--duration 180] [--batch 8]
 
-Per stage (generate, score, master, write) it prints seconds of audio
-processed per second of wall time, measured in one process pinned to one
-thread, next to reference operations timed in the same run (pyloudnorm's
-loudness, a plain pedalboard chain), so the ratios hold on a noisy machine.
-Then it runs a batch end to end through Dagster into a temporary lakehouse
-and prints its wall time and peak memory.
+Per stage it runs what the asset runs, on one core, against a lakehouse in
+a temporary directory: ``generate`` (synthesis, FLAC encode, store),
+``score`` (read the stored raw file, decode, score), ``master`` (read,
+decode, master, encode the FLAC master and the measured MP3 rendition,
+store both) and ``gate`` (read both stored files back, decode and meter
+them with pyloudnorm and FFmpeg's ebur128). Each is printed as a multiple
+of real time and as a ratio to a baseline timed in the same run on the same
+stored files (libsndfile decode + pyloudnorm), so the ratios hold on a noisy
+or different machine. Then a batch runs end to end through Dagster and its
+wall time and peak memory are printed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GENRES = ["house", "techno", "trance", "drum_and_bass", "lofi_hip_hop", "ambient"]
 TARGETS = {"generate": 50.0, "score": 100.0, "master": 100.0}
+STAGES = ("generate", "score", "master", "gate")
+BASELINE = "baseline: decode + pyloudnorm"
 
 
 def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -38,63 +45,65 @@ def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
     return out, time.perf_counter() - start
 
 
-def stage_figures(duration: float) -> list[tuple[str, float, float, float | None]]:
+def stage_figures(duration: float) -> tuple[float, dict[str, float]]:
+    """Seconds of audio and wall seconds per stage, over one track per genre."""
     import numpy as np
-    import pedalboard
     import pyloudnorm
 
-    from models.audio_io import encode_flac, encode_mp3
+    from models.audio_io import decode_audio
     from models.generation.base import TrackSpec
     from models.generation.procedural import ProceduralBackend
-    from models.mastering import master_audio
-    from models.pipeline import MP3_BITRATE_KBPS
-    from models.scoring import score_audio
+    from models.meters import FileLimits, check_file
+    from models.pipeline import generate_encoded, master_one, score_row, tracks_row
     from sonicforge.lakehouse import Lakehouse
 
     backend = ProceduralBackend()
-    totals = dict.fromkeys(
-        ("generate", "score", "master", "write", "ref_loudness", "ref_chain"), 0.0
-    )
+    totals = dict.fromkeys((*STAGES, BASELINE), 0.0)
     audio_s = 0.0
-    lake = Lakehouse(tempfile.mkdtemp(prefix="bench-lake-"))
+    lh = Lakehouse(tempfile.mkdtemp(prefix="bench-lake-"))
     for i, genre in enumerate(GENRES):
-        (track,), t = _timed(
-            backend.generate, [TrackSpec(genre=genre)], duration_s=duration, seed=100 + i
-        )
-        totals["generate"] += t
-        audio_s += track.duration_s
-        sr = track.sample_rate
-        _, t = _timed(score_audio, track.audio, sr, intended_bpm=track.bpm or None)
-        totals["score"] += t
-        result, t = _timed(master_audio, track.audio, sr, genre=genre)
-        totals["master"] += t
+        track_id = f"bench-{i}"
         start = time.perf_counter()
-        flac = encode_flac(result.audio, sr)
-        mp3 = encode_mp3(result.audio, sr, bitrate_kbps=MP3_BITRATE_KBPS)
-        lake.audio.put(f"bench/{i}.flac", flac)
-        lake.audio.put(f"bench/{i}.mp3", mp3)
-        totals["write"] += time.perf_counter() - start
-        meter = pyloudnorm.Meter(sr)
-        _, t = _timed(meter.integrated_loudness, track.audio.T.astype(np.float64))
-        totals["ref_loudness"] += t
-        chain = pedalboard.Pedalboard(
-            [
-                pedalboard.HighpassFilter(30),
-                pedalboard.Compressor(-18, 2.5),
-                pedalboard.Limiter(-1.0),
-            ]
+        (enc,) = generate_encoded(backend, [(TrackSpec(genre=genre), 100 + i)], duration_s=duration)
+        raw_uri, sha = lh.audio.put(f"raw/bench/{track_id}.flac", enc.flac)
+        totals["generate"] += time.perf_counter() - start
+        row = tracks_row(
+            enc,
+            track_id=track_id,
+            batch_id="bench",
+            backend=backend,
+            requested_duration_s=duration,
+            raw_uri=raw_uri,
+            sha256=sha,
         )
-        _, t = _timed(chain, track.audio, sr)
-        totals["ref_chain"] += t
-    rows = []
-    for stage in ("generate", "score", "master", "write"):
-        rows.append((stage, audio_s, audio_s / totals[stage], TARGETS.get(stage)))
-    rows.append(("ref: pyloudnorm loudness", audio_s, audio_s / totals["ref_loudness"], None))
-    rows.append(("ref: 3-stage pedalboard", audio_s, audio_s / totals["ref_chain"], None))
-    return rows
+        audio_s += row["duration_s"]
+
+        start = time.perf_counter()
+        score_row((row, lh.audio.get(raw_uri)))
+        totals["score"] += time.perf_counter() - start
+
+        start = time.perf_counter()
+        mastered = master_one((row, lh.audio.get(raw_uri)))
+        flac_uri, _ = lh.audio.put(f"masters/bench/{track_id}.flac", mastered.flac)
+        mp3_uri, _ = lh.audio.put(f"masters/bench/{track_id}.mp3", mastered.mp3)
+        totals["master"] += time.perf_counter() - start
+
+        start = time.perf_counter()
+        for uri, ceiling in ((flac_uri, -1.0), (mp3_uri, -0.5)):
+            limits = FileLimits(-14.0, 0.5, ceiling, mastered.duration_s, 0.5)
+            _, problems = check_file(lh.audio.get(uri), what=uri, limits=limits)
+            if problems:
+                print(f"gate: {genre}: {'; '.join(problems)}")
+        totals["gate"] += time.perf_counter() - start
+
+        start = time.perf_counter()
+        audio, sr = decode_audio(lh.audio.get(raw_uri))
+        pyloudnorm.Meter(sr).integrated_loudness(audio.T.astype(np.float64))
+        totals[BASELINE] += time.perf_counter() - start
+    return audio_s, totals
 
 
-def batch_figures(batch: int, duration: float) -> dict[str, float | bool]:
+def batch_figures(batch: int, duration: float) -> dict[str, float | bool | str]:
     import dagster as dg
 
     from assets.tracks import generated_tracks, mastered_tracks, rotation, track_scores
@@ -125,6 +134,7 @@ def batch_figures(batch: int, duration: float) -> dict[str, float | bool]:
     child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "success": result.success,
+        "failed_checks": ", ".join(result.failed_checks) or "none",
         "wall_s": wall,
         "tracks": lh.count("tracks"),
         "on_air": lh.count("rotation"),
@@ -141,14 +151,25 @@ def main() -> None:
     parser.add_argument("--skip-batch", action="store_true")
     args = parser.parse_args()
 
-    rows = stage_figures(args.duration)
-    print(f"\nPer stage, one core, {len(GENRES)} tracks x {args.duration:g} s (44.1 kHz stereo)")
-    print(f"{'stage':<28}{'audio s':>10}{'x real time':>14}{'target':>10}{'ok':>6}")
-    for name, audio_s, rtf, target in rows:
+    audio_s, totals = stage_figures(args.duration)
+    base = totals[BASELINE]
+    print(
+        f"\nPer stage as the assets run it (stored files read and decoded), one core, "
+        f"{len(GENRES)} tracks x {args.duration:g} s (44.1 kHz stereo)"
+    )
+    print(f"{'stage':<32}{'wall s':>8}{'x real time':>13}{'x baseline':>12}{'target':>10}{'ok':>5}")
+    figures: dict[str, object] = {}
+    for name in (*STAGES, BASELINE):
+        took = totals[name]
+        rtf = audio_s / took
+        target = TARGETS.get(name)
         ok = "" if target is None else ("yes" if rtf >= target else "NO")
         tgt = "" if target is None else f">={target:g}x"
-        print(f"{name:<28}{audio_s:>10.0f}{rtf:>13.1f}x{tgt:>10}{ok:>6}")
-    figures: dict[str, object] = {f"{n}_x_realtime": round(r, 1) for n, _, r, _ in rows[:4]}
+        print(f"{name:<32}{took:>8.2f}{rtf:>12.1f}x{took / base:>11.2f}x{tgt:>10}{ok:>5}")
+        if name != BASELINE:
+            figures[f"{name}_x_realtime"] = round(rtf, 1)
+            figures[f"{name}_x_baseline"] = round(took / base, 2)
+    figures["baseline_x_realtime"] = round(audio_s / base, 1)
     if not args.skip_batch:
         b = batch_figures(args.batch, args.duration)
         print(
@@ -160,6 +181,7 @@ def main() -> None:
         print(
             f"{'tracks / on air':<28}{b['tracks']:>10} / {b['on_air']}   run {'succeeded' if b['success'] else 'FAILED'}"
         )
+        print(f"{'failed checks':<28}{b['failed_checks']:>10}")
         print(f"{'audio s per wall s':<28}{b['audio_per_wall']:>10.1f}")
         print(f"{'peak RSS parent':<28}{b['peak_mb_parent']:>10.0f} MB")
         print(f"{'peak RSS largest worker':<28}{b['peak_mb_worker']:>10.0f} MB")
