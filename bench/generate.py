@@ -40,7 +40,9 @@ def _build_backend(args: argparse.Namespace) -> tuple[Any, str, float, int | Non
 
     started = time.perf_counter()
     if args.backend != "musicgen":
-        options = {"model": args.model} if args.model and args.backend == "audiocraft" else {}
+        options: dict[str, Any] = {}
+        if args.backend == "audiocraft":
+            options = {"device": args.device, **({"model": args.model} if args.model else {})}
         backend = create_backend(args.backend, **options)
         return backend, args.model or backend.model_name, time.perf_counter() - started, None
 
@@ -133,11 +135,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if cuda:
             figures["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
             figures["gpu"] = torch.cuda.get_device_name()
-    device = backend.device if args.backend == "musicgen" else "cpu"
+    device = _device(args, backend)
     return {
         "backend": args.backend,
         "model": label,
         "device": device,
+        "weights": _weights(args),
         "figures": figures,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.model and args.random_weights:
         p.error("give --model or --random-weights, not both")
+    if args.random_weights and args.backend != "musicgen":
+        p.error("--random-weights builds MusicGen: it needs --backend musicgen")
     if args.backend == "musicgen" and not (args.model or args.random_weights):
         p.error("musicgen needs --model PATH_OR_ID or --random-weights small|medium|large")
     if args.batch < 1 or args.duration <= 0:
@@ -186,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     result = measure(args)
     f = result["figures"]
-    print(f"{result['backend']} {result['model']} on {result['device']} ({f.get('dtype', '-')}), "
+    print(f"{result['backend']} {result['model']} ({result['weights']} weights) "
+          f"on {result['device']} ({f.get('dtype', '-')}), "
           f"batch {f['batch']} x {f['duration_s']:g} s")  # fmt: skip
     print(f"  audio seconds per wall second  {f['audio_seconds_per_wall_second']:.4f}  "
           f"({f['audio_seconds']:g} s of audio in {f['wall_s']:.2f} s)")  # fmt: skip
@@ -206,6 +212,25 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"  written to {out}")
     return 0
+
+
+def _device(args: argparse.Namespace, backend: Any) -> str:
+    """The device the figures were measured on, as resolved (never "auto")."""
+    if args.backend == "musicgen":
+        return str(backend.device)
+    if args.backend == "audiocraft":
+        from models.generation.musicgen import select_device
+
+        return str(select_device(backend.requested_device))
+    return "cpu"
+
+
+def _weights(args: argparse.Namespace) -> str:
+    """What the model's weights were: real (loaded), random (built in code) or
+    none (a backend without a model)."""
+    if args.random_weights:
+        return "random"
+    return "none" if args.backend == "procedural" else "real"
 
 
 def _threads() -> int | None:

@@ -42,8 +42,21 @@ class PipelineRunPublic(Schema):
     ended_at: datetime | None = None
 
 
+BenchmarkWeights = Literal["real", "random", "none"]
+
+
 class BenchmarkPublic(Schema):
-    backend: str = Field(examples=["procedural"])
+    """One measurement and what was measured: the same backend on another
+    model, device or with random weights is another measurement."""
+
+    backend: str = Field(examples=["musicgen"])
+    model: str = Field(examples=["facebook/musicgen-small"])
+    device: str = Field(examples=["cuda"], description="cpu, cuda or mps.")
+    weights: BenchmarkWeights = Field(
+        description="real: trained weights were loaded; random: the published architecture "
+        "with random weights (speed and memory of the real model, noise for audio); "
+        "none: a backend without weights (procedural)."
+    )
     figures: dict[str, float | int | str | bool | None] = Field(
         examples=[{"tracks_per_min": 12.5, "realtime_factor": 40.2}]
     )

@@ -2,12 +2,14 @@
 
 Each file is one JSON object::
 
-    {"backend": "procedural",
-     "figures": {"tracks_per_min": 12.5, "realtime_factor": 40.2, ...},
+    {"backend": "musicgen", "model": "facebook/musicgen-small", "device": "cuda",
+     "weights": "real",
+     "figures": {"audio_seconds_per_wall_second": 3.1, ...},
      "measured_at": "2026-11-24T15:45:00+00:00"}
 
-and the newest file per backend (by ``measured_at``) is what the API shows.
-Files that do not follow the format are skipped and logged.
+and the newest file (by ``measured_at``) per measured configuration
+(backend, model, device, weights) is what the API shows. Files that do not
+follow the format, or do not say what was measured, are skipped and logged.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ from serving.schemas.pipeline import BenchmarkPublic
 log = logging.getLogger("serving.benchmarks")
 
 
+MEASURED = ("backend", "model", "device", "weights")
+
+
 def latest_benchmarks(directory: Path) -> list[BenchmarkPublic]:
-    latest: dict[str, BenchmarkPublic] = {}
+    latest: dict[tuple[str, ...], BenchmarkPublic] = {}
     if not directory.is_dir():
         return []
     for path in sorted(directory.glob("*.json")):
         try:
             data = json.loads(path.read_text())
             # Writers may add keys of their own (host, notes): take ours.
-            fields = {k: data[k] for k in ("backend", "figures", "measured_at") if k in data}
+            fields = {k: data[k] for k in (*MEASURED, "figures", "measured_at") if k in data}
             item = BenchmarkPublic.model_validate({**fields, "source": path.name})
         except (OSError, ValueError, ValidationError, TypeError) as exc:
             log.warning(
@@ -41,7 +46,8 @@ def latest_benchmarks(directory: Path) -> list[BenchmarkPublic]:
         if item.measured_at.tzinfo is None:
             log.warning("skipping benchmark file without a zone", extra={"file": str(path)})
             continue
-        current = latest.get(item.backend)
+        key = tuple(getattr(item, k) for k in MEASURED)
+        current = latest.get(key)
         if current is None or item.measured_at > current.measured_at:
-            latest[item.backend] = item
-    return sorted(latest.values(), key=lambda b: b.backend)
+            latest[key] = item
+    return [latest[k] for k in sorted(latest)]

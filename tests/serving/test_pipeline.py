@@ -144,12 +144,14 @@ def test_benchmark_figures_latest_per_backend(
 ) -> None:
     bench = ctx.settings.var_dir / "bench"
     bench.mkdir(parents=True)
+    PROC = {"model": "procedural-v1", "device": "cpu", "weights": "none"}
+    TINY = {"model": "random-weights:musicgen-tiny", "device": "cpu", "weights": "random"}
     files = {
-        "procedural-old.json": {"backend": "procedural", "figures": {"tracks_per_min": 10.0},
+        "procedural-old.json": {"backend": "procedural", **PROC, "figures": {"tracks_per_min": 10.0},
                                 "measured_at": "2026-11-01T10:00:00+00:00"},
-        "procedural-new.json": {"backend": "procedural", "figures": {"tracks_per_min": 12.5},
+        "procedural-new.json": {"backend": "procedural", **PROC, "figures": {"tracks_per_min": 12.5},
                                 "measured_at": "2026-11-20T10:00:00+00:00", "host": "ci"},
-        "musicgen.json": {"backend": "musicgen", "figures": {"realtime_factor": 0.09, "device": "cpu"},
+        "musicgen.json": {"backend": "musicgen", **TINY, "figures": {"realtime_factor": 0.09, "device": "cpu"},
                           "measured_at": "2026-11-21T10:00:00+00:00"},
     }  # fmt: skip
     for name, data in files.items():
@@ -159,9 +161,9 @@ def test_benchmark_figures_latest_per_backend(
     assert r.status_code == 200
     assert r.json() == {
         "items": [
-            {"backend": "musicgen", "figures": {"realtime_factor": 0.09, "device": "cpu"},
+            {"backend": "musicgen", **TINY, "figures": {"realtime_factor": 0.09, "device": "cpu"},
              "measured_at": "2026-11-21T10:00:00Z", "source": "musicgen.json"},
-            {"backend": "procedural", "figures": {"tracks_per_min": 12.5},
+            {"backend": "procedural", **PROC, "figures": {"tracks_per_min": 12.5},
              "measured_at": "2026-11-20T10:00:00Z", "source": "procedural-new.json"},
         ]
     }  # fmt: skip
