@@ -8,14 +8,17 @@ that the embedded radio never submits. This module serves the same app,
 store settings ``mlflow server`` would hand its server and job execution
 off. uvicorn stops on SIGTERM or SIGINT; nothing else is left.
 
-Run as ``python -m cli.mlflow_ui [--host H] [--port P]``; the store comes
-from settings (``sqlite:///var/mlflow.db`` and ``var/mlartifacts``).
+Run as ``python -m cli.mlflow_ui [--host H] [--port P]``, or with ``--fd N``
+to serve on a listening socket it inherits (``make run`` starts the UI so,
+on the first connection to its port); the store comes from settings
+(``sqlite:///var/mlflow.db`` and ``var/mlartifacts``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,12 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cli.mlflow_ui")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket")
     args = p.parse_args(argv)
     # Before the app is imported: its handlers read the store from these.
     os.environ.update(server_env())
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         "mlflow.server.fastapi_app:app",
         host=args.host,
         port=args.port,
@@ -62,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level="warning",
         server_header=False,
     )
+    # socket(fileno=...) reads the family and type from the descriptor.
+    sockets = [socket.socket(fileno=args.fd)] if args.fd is not None else None
+    uvicorn.Server(config).run(sockets=sockets)
     return 0
 
 

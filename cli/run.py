@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,6 +55,12 @@ class Service:
     argv: list[str]
     url: str
     env: dict[str, str] = field(default_factory=dict)
+    # Added to the process's niceness: generation is background work, the
+    # streamer in the API process must never wait for it.
+    nice: int = 0
+    # Started on the first connection to this address (which this launcher
+    # listens on meanwhile), and handed the listening socket as ``--fd N``.
+    on_demand: tuple[str, int] | None = None
 
 
 def log(message: str) -> None:
@@ -61,11 +69,13 @@ def log(message: str) -> None:
     print(f"[run] +{since:5.1f} s {message}", flush=True)
 
 
-def _reset_signals() -> None:
+def _child_setup(nice: int = 0) -> None:
     # Some shells start background jobs ignoring SIGTERM/SIGINT, and children
     # inherit that (see STACK.md): each service gets the default handlers.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if nice:
+        os.nice(nice)
 
 
 def services(settings: Settings, *, code_socket: str) -> list[Service]:
@@ -121,7 +131,8 @@ def _dagster(settings: Settings, *, code_socket: str) -> list[Service]:
         else {"SONICFORGE_GENERATION_WORKERS": "1"}
     )
     return [
-        Service("dagster-code", code, code_socket, env),
+        # The code server executes the runs (as its children): background work.
+        Service("dagster-code", code, code_socket, env, nice=5),
         Service("dagster-webserver", web, url),
         Service("dagster-daemon", daemon, "sensors, schedules, run monitoring"),
     ]
@@ -155,9 +166,11 @@ def _mlflow_ui(settings: Settings) -> Service | None:
     registry); none when a tracking server is configured: it has its own UI."""
     if settings.resolved_mlflow_tracking_uri.startswith(("http://", "https://")):
         return None
-    host, port = settings.run_host, str(settings.mlflow_ui_port)
-    argv = [sys.executable, "-m", "cli.mlflow_ui", "--host", host, "--port", port]
-    return Service("mlflow", argv, f"http://{host}:{port}")
+    host, port = settings.run_host, settings.mlflow_ui_port
+    argv = [sys.executable, "-m", "cli.mlflow_ui", "--host", host, "--port", str(port)]
+    # About 300 MB once running, for a page that is opened now and then: it
+    # starts when someone first connects (a few seconds' wait, once).
+    return Service("mlflow", argv, f"http://{host}:{port}", on_demand=(host, port))
 
 
 # -- the first batch (the helper process) ------------------------------------
@@ -273,13 +286,22 @@ class Launcher:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.specs: dict[str, Service] = {}
         self.helper: subprocess.Popen[bytes] | None = None
+        self.listeners: dict[str, socket.socket] = {}
         self._socket_dir = tempfile.mkdtemp(prefix="sonicforge-run-")
 
     def _popen(
-        self, argv: Sequence[str], env: dict[str, str], *, pass_fds: Sequence[int] = ()
+        self,
+        argv: Sequence[str],
+        env: dict[str, str],
+        *,
+        pass_fds: Sequence[int] = (),
+        nice: int = 0,
     ) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            argv, preexec_fn=_reset_signals, env={**os.environ, **env}, pass_fds=pass_fds
+            argv,
+            preexec_fn=functools.partial(_child_setup, nice),
+            env={**os.environ, **env},
+            pass_fds=pass_fds,
         )
 
     def on_signal(self, signum: int, _frame: object) -> None:
@@ -313,22 +335,48 @@ class Launcher:
         """The API (and streamer) first, for the listener; then the code
         server and MLflow; the webserver and daemon once the code server
         listens, so they load the code location at their first try."""
-        socket = os.path.join(self._socket_dir, "code.sock")
-        self.specs = {s.name: s for s in services(self.settings, code_socket=socket)}
+        code_socket = os.path.join(self._socket_dir, "code.sock")
+        self.specs = {s.name: s for s in services(self.settings, code_socket=code_socket)}
         order = ["api", "streamer", "dagster-code", "mlflow"]
         for name in [n for n in order if n in self.specs] + [
             n for n in self.specs if n not in order
         ]:
             if name in ("dagster-webserver", "dagster-daemon"):
-                self._wait_for(lambda: os.path.exists(socket), timeout_s=60.0)
+                self._wait_for(lambda: os.path.exists(code_socket), timeout_s=60.0)
             if self.stopping:
                 return
-            self._start(name)
+            if self.specs[name].on_demand is not None:
+                self._listen(name)
+            else:
+                self._start(name)
+
+    def _listen(self, name: str) -> None:
+        spec = self.specs[name]
+        assert spec.on_demand is not None
+        sock = socket.create_server(spec.on_demand, reuse_port=False)
+        sock.set_inheritable(True)
+        self.listeners[name] = sock
+        log(f"{name}: {spec.url} (starts on the first request)")
 
     def _start(self, name: str) -> None:
         spec = self.specs[name]
-        self.procs[name] = self._popen(spec.argv, spec.env)
+        argv = list(spec.argv)
+        fds: tuple[int, ...] = ()
+        if name in self.listeners:
+            fd = self.listeners[name].fileno()
+            argv, fds = [*argv, "--fd", str(fd)], (fd,)
+        self.procs[name] = self._popen(argv, spec.env, pass_fds=fds, nice=spec.nice)
         log(f"{name}: {spec.url}")
+
+    def _start_requested(self) -> None:
+        """Start each on-demand service that has a connection waiting."""
+        waiting = [n for n in self.listeners if n not in self.procs]
+        if not waiting:
+            return
+        readable, _, _ = select.select([self.listeners[n] for n in waiting], [], [], 0)
+        for name in waiting:
+            if self.listeners[name] in readable:
+                self._start(name)
 
     def _wait_for(self, condition: Callable[[], bool], *, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -344,6 +392,7 @@ class Launcher:
             proctree.reap(exclude=self._own_children())
             if self.helper is not None:
                 self.helper.poll()  # collects it once the first batch is made
+            self._start_requested()
             for name, proc in list(self.procs.items()):
                 if proc.poll() is None:
                     continue
@@ -377,6 +426,8 @@ class Launcher:
         for proc in [*self.procs.values(), *([self.helper] if self.helper else [])]:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1.0)
+        for sock in self.listeners.values():
+            sock.close()
         shutil.rmtree(self._socket_dir, ignore_errors=True)
         log("stopped")
 

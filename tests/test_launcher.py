@@ -171,12 +171,12 @@ def _wait_for_full_stack(
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGTERM to the launcher", "SIGINT to its process group"])
 def test_make_run_stops_every_process_it_started(tmp_path: Path, how: str) -> None:
-    api, dagster = _free_port(), _free_port()
+    api, dagster, mlflow = _free_port(), _free_port(), _free_port()
     env = _env(
         tmp_path,
         SONICFORGE_API_PORT=str(api),
         SONICFORGE_DAGSTER_UI_PORT=str(dagster),
-        SONICFORGE_MLFLOW_UI_PORT=str(_free_port()),
+        SONICFORGE_MLFLOW_UI_PORT=str(mlflow),
         # A short first track, then four more made by two worker processes.
         SONICFORGE_RUN_FIRST_BATCH="5",
         SONICFORGE_RUN_FIRST_TRACK_DURATION="10",
@@ -202,6 +202,14 @@ def test_make_run_stops_every_process_it_started(tmp_path: Path, how: str) -> No
             time.sleep(0.5)
         assert entry is not None and entry["name"] == "sonicforge"
         assert entry["locationOrLoadError"] == {"__typename": "RepositoryLocation"}, entry
+        # The MLflow UI starts on the first request to its port, and answers it.
+        assert not any("cli.mlflow_ui" in p.cmdline for p in proctree.descendants(proc.pid))
+        health = httpx.get(f"http://127.0.0.1:{mlflow}/health", timeout=90)
+        assert health.status_code == 200 and health.text == "OK"
+        tree = proctree.descendants(proc.pid)
+        for p in tree:
+            seen.setdefault(p.key, p)
+        assert sum("cli.mlflow_ui" in p.cmdline for p in tree) == 1
         if how.startswith("SIGTERM"):
             os.kill(proc.pid, signal.SIGTERM)
         else:
