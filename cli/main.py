@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sonicforge.errors import SonicForgeError
+
 if TYPE_CHECKING:
     from sonicforge.lakehouse import Lakehouse
 
 
-class CliError(Exception):
+class CliError(SonicForgeError):
     """An error to print as one line, exit status 2."""
 
 
@@ -220,12 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from models.errors import ModelsError
-    from sonicforge.errors import SonicForgeError
-
     try:
         return int(args.func(args))
-    except (CliError, SonicForgeError, ModelsError) as exc:
+    except SonicForgeError as exc:  # CliError, ModelsError and the rest derive from it
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

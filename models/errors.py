@@ -6,8 +6,10 @@ the API can show it to a person as it is.
 
 from __future__ import annotations
 
+from sonicforge.errors import SonicForgeError
 
-class ModelsError(Exception):
+
+class ModelsError(SonicForgeError):
     """Base class for errors raised by ``models``."""
 
 

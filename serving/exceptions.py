@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sonicforge.errors import SonicForgeError
 
-class ServingError(Exception):
+
+class ServingError(SonicForgeError):
     """Base class: ``message`` is shown to the client, so it names the problem
     and what is allowed, and never carries internals."""
 

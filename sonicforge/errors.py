@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class SonicForgeError(Exception):
-    """Base class for core errors; messages are meant for people."""
+    """The root of every SonicForge error (core, models, serving, streaming,
+    CLI); messages are meant for people."""
 
 
 class ConfigurationError(SonicForgeError, ValueError):
