@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.audio_io import decode_audio, encode_flac, encode_mp3, encode_wav  # noqa: E402
 from models.features import spectral_features  # noqa: E402
-from models.loudness import measure_loudness, true_peak  # noqa: E402
+from models.loudness import measure_loudness, true_peak, true_peak_precise  # noqa: E402
 from models.mastering import master_audio  # noqa: E402
 from models.scoring import score_audio  # noqa: E402
 from tests import signals  # noqa: E402
@@ -62,6 +62,7 @@ def main() -> None:
         ("score_audio", lambda: score_audio(audio, sr, intended_bpm=128.0)),
         ("  loudness + LRA", lambda: measure_loudness(audio, sr)),
         ("  true peak (4x)", lambda: true_peak(audio)),
+        ("true peak (8x, mastering)", lambda: true_peak_precise(audio)),
         ("  spectral + onsets", lambda: spectral_features(audio, sr)),
         ("master_audio (house)", lambda: master_audio(audio, sr, genre="house")),
         ("master_audio (ambient)", lambda: master_audio(audio, sr, genre="ambient")),
