@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
+
+from sonicforge import ids
 
 BATCHES = "batches"
 batch_partitions = dg.DynamicPartitionsDefinition(name=BATCHES)
@@ -13,5 +14,4 @@ batch_partitions = dg.DynamicPartitionsDefinition(name=BATCHES)
 
 def new_batch_id(*, now: datetime | None = None) -> str:
     """A sortable, unique batch id such as ``b20261124-154500-3f9a``."""
-    now = now or datetime.now(UTC)
-    return f"b{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return ids.new_batch_id(now)

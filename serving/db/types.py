@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+from sonicforge import ids
 
 
 def utcnow() -> datetime:
@@ -19,14 +18,7 @@ def utcnow() -> datetime:
 
 def uuid7() -> str:
     """A UUIDv7 string: time-ordered, so ids index and sort by creation."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76  # version 7
-    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
-    value |= 0b10 << 62  # RFC 4122 variant
-    value |= rand & ((1 << 62) - 1)  # rand_b, 62 bits
-    return str(uuid.UUID(int=value))
+    return ids.uuid7()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -9,7 +9,6 @@ run config of ``GenerationConfig`` (``ops.generated_tracks.config``).
 from __future__ import annotations
 
 import abc
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ import httpx
 
 from serving.exceptions import NotFoundError, UpstreamError
 from serving.schemas.pipeline import PipelineRunCreate, PipelineRunPublic, RunMode
+from sonicforge import ids
 
 JOB_NAME = "generate_tracks_job"
 PARTITIONS_DEF = "batches"
@@ -59,9 +59,8 @@ VERSION = "query DagsterVersion { version }"
 
 
 def new_batch_id(now: datetime | None = None) -> str:
-    """The same shape as the pipeline's batch ids: ``b20261124-154500-3f9a``."""
-    now = now or datetime.now(UTC)
-    return f"b{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    """A pipeline batch id: ``b20261124-154500-3f9a``."""
+    return ids.new_batch_id(now)
 
 
 def run_config(data: PipelineRunCreate) -> dict[str, Any]:
