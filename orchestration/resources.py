@@ -11,7 +11,7 @@ from pydantic import Field
 
 from models.generation.base import GenerationBackend
 from models.generation.registry import create_backend
-from sonicforge.lakehouse import Lakehouse
+from sonicforge.lakehouse import Lakehouse, safe_storage_options
 
 if TYPE_CHECKING:
     from models.tracking import GenerationTracking
@@ -53,10 +53,9 @@ class S3LakehouseResource(LakehouseResource):
         out = {k: v for k, v in options.items() if v}
         if self.allow_http:
             out["AWS_ALLOW_HTTP"] = "true"
-        # Without a locking provider concurrent S3 writers may clobber each
-        # other; writers here are Dagster steps of distinct partitions.
-        out.setdefault("AWS_S3_ALLOW_UNSAFE_RENAME", "true")
-        return out
+        # Runs of different partitions share each table's Delta log: commits
+        # go through conditional put, so a racing writer retries, never overwrites.
+        return safe_storage_options(self.uri, out)
 
     def open(self) -> Lakehouse:
         return Lakehouse(self.uri, storage_options=self.storage_options())

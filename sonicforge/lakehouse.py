@@ -8,15 +8,17 @@ key, so re-running a partition never duplicates rows.
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from sonicforge.errors import SonicForgeError
+from sonicforge.errors import ConfigurationError, SonicForgeError
 from sonicforge.storage import ObjectStore
 from sonicforge.tables import CONTRACTS, TableContract, contract
 
@@ -24,6 +26,70 @@ if TYPE_CHECKING:
     from sonicforge.settings import Settings
 
 Rows: TypeAlias = "pa.Table | Sequence[Mapping[str, Any]]"
+
+# Every table's partitions share one Delta log, so writers of different
+# partitions still race for the same next commit file. On S3 each commit is a
+# PUT of ``_delta_log/<version>.json`` with ``If-None-Match: *`` (object
+# store's "etag" conditional put; AWS S3, MinIO, R2, Ceph and moto honour
+# it): of two writers racing for one version exactly one wins, the other
+# retries on the next. ``AWS_S3_ALLOW_UNSAFE_RENAME`` (a plain overwrite)
+# can lose a commit and is refused.
+S3_SAFE_COMMIT = {"conditional_put": "etag"}
+_CONDITIONAL_PUT_KEYS = ("conditional_put", "aws_conditional_put")
+_UNSAFE_RENAME = "AWS_S3_ALLOW_UNSAFE_RENAME"
+# Delta/Spark's default checkpoint interval (delta-rs's is 100): opening a
+# table reads the last checkpoint plus at most this many commit files, which
+# keeps each write of an append-heavy table cheap on an object store.
+TABLE_CONFIGURATION: dict[str, str | None] = {"delta.checkpointInterval": "10"}
+# A merge that lost a race to a concurrent commit is re-run on the new
+# version (insert_new skips keys the winner added); this bounds the re-runs.
+MERGE_ATTEMPTS = 20
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _key_filter(column: str, values: Sequence[str]) -> str:
+    """A condition on the target's key column that every source key meets.
+    delta-rs prunes files by it and checks concurrent commits against it, so
+    writers of disjoint keys (two partitions) do not conflict."""
+    if len(values) <= 1000:
+        return f"t.{column} IN ({', '.join(_sql_string(v) for v in sorted(values))})"
+    return f"t.{column} BETWEEN {_sql_string(min(values))} AND {_sql_string(max(values))}"
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def safe_storage_options(root_uri: str, options: Mapping[str, str] | None) -> dict[str, str]:
+    """``options`` with the safe commit path for an ``s3://`` root, or a
+    ConfigurationError naming what would make concurrent commits unsafe."""
+    out = dict(options or {})
+    if not root_uri.startswith(("s3://", "s3a://")):
+        return out
+    for key, value in out.items():
+        if key.upper() == _UNSAFE_RENAME and _truthy(str(value)):
+            raise ConfigurationError(
+                f"storage option {key}={value!r} lets concurrent S3 commits overwrite each "
+                "other; remove it: commits use conditional put (conditional_put='etag')"
+            )
+    if _truthy(os.environ.get(_UNSAFE_RENAME, "")):
+        raise ConfigurationError(
+            f"environment variable {_UNSAFE_RENAME} is set: it lets concurrent S3 commits "
+            "overwrite each other; unset it: commits use conditional put (conditional_put='etag')"
+        )
+    given = {k: v for k, v in out.items() if k.lower() in _CONDITIONAL_PUT_KEYS}
+    for key, value in given.items():
+        if str(value).strip().lower() != "etag":
+            raise ConfigurationError(
+                f"storage option {key}={value!r} is not a safe commit path for S3; "
+                "allowed: 'etag' (If-None-Match conditional put)"
+            )
+    if not given:
+        out.update(S3_SAFE_COMMIT)
+    return out
 
 
 class Lakehouse:
@@ -34,7 +100,7 @@ class Lakehouse:
         self._local = "://" not in self.root_uri or self.root_uri.startswith("file://")
         if self._local:
             self.root_uri = os.path.abspath(self.root_uri.removeprefix("file://"))
-        self.storage_options = dict(storage_options or {})
+        self.storage_options = safe_storage_options(self.root_uri, storage_options)
         self.audio = ObjectStore(f"{self.root_uri}/audio", storage_options=self.storage_options)
 
     @classmethod
@@ -72,6 +138,7 @@ class Lakehouse:
             c.schema.empty_table(),
             mode="ignore",
             description=c.description,
+            configuration=TABLE_CONFIGURATION,
             storage_options=self.storage_options or None,
         )
 
@@ -104,16 +171,34 @@ class Lakehouse:
         keys = data.select(list(c.key)).to_pylist()
         if len({tuple(k.values()) for k in keys}) != len(keys):
             raise SonicForgeError(f"duplicate {c.key} values in rows written to {name!r}")
-        dt = self._open(name)
-        if dt is None:
-            self._create(name)
+        predicate = " AND ".join(
+            [f"t.{k} = s.{k}" for k in c.key]
+            + [
+                _key_filter(k, data[k].to_pylist())
+                for k in c.key
+                if pa.types.is_string(c.schema.field(k).type)
+            ]
+        )
+        for attempt in range(1, MERGE_ATTEMPTS + 1):
             dt = self._open(name)
-            assert dt is not None
-        predicate = " AND ".join(f"t.{k} = s.{k}" for k in c.key)
-        merger = dt.merge(data, predicate, source_alias="s", target_alias="t")
-        if update:
-            merger = merger.when_matched_update_all()
-        metrics = merger.when_not_matched_insert_all().execute()
+            if dt is None:
+                self._create(name)
+                dt = self._open(name)
+                assert dt is not None
+            merger = dt.merge(data, predicate, source_alias="s", target_alias="t")
+            if update:
+                merger = merger.when_matched_update_all()
+            try:
+                metrics = merger.when_not_matched_insert_all().execute()
+                break
+            except CommitFailedError as exc:
+                # A concurrent writer committed data this merge had not read.
+                if attempt == MERGE_ATTEMPTS:
+                    raise SonicForgeError(
+                        f"merge into {name!r} lost {MERGE_ATTEMPTS} races to concurrent "
+                        f"commits: {exc}"
+                    ) from exc
+                time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))
         return {
             "inserted": int(metrics.get("num_target_rows_inserted", 0)),
             "updated": int(metrics.get("num_target_rows_updated", 0)),

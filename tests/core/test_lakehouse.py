@@ -6,8 +6,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sonicforge.errors import SonicForgeError, StorageError, UnknownTableError
-from sonicforge.lakehouse import Lakehouse
+from orchestration.resources import S3LakehouseResource
+from sonicforge.errors import ConfigurationError, SonicForgeError, StorageError, UnknownTableError
+from sonicforge.lakehouse import Lakehouse, safe_storage_options
 from sonicforge.storage import ObjectStore, sha256_hex
 from sonicforge.tables import CONTRACTS, ROTATION, contract
 
@@ -113,3 +114,72 @@ def test_s3_store_maps_storage_options() -> None:
     )
     assert store.uri_for("raw/x.flac") == "s3://bucket/lake/audio/raw/x.flac"
     assert store._fs.region == "eu-west-1"
+
+
+def test_s3_commits_use_conditional_put_never_the_unsafe_rename() -> None:
+    resource = S3LakehouseResource(uri="s3://radio/lake", region="eu-west-1", allow_http=True)
+    options = resource.storage_options()
+    assert options["conditional_put"] == "etag"
+    assert not any(k.upper() == "AWS_S3_ALLOW_UNSAFE_RENAME" for k in options)
+    # The settings path (Lakehouse.from_settings) gets the same, without the resource.
+    assert Lakehouse("s3://radio/lake").storage_options == {"conditional_put": "etag"}
+    assert safe_storage_options("s3://radio/lake", {"AWS_CONDITIONAL_PUT": "ETag"}) == {
+        "AWS_CONDITIONAL_PUT": "ETag"
+    }
+    # Local tables commit with an atomic rename of their own: left as given.
+    assert safe_storage_options("/var/lake", {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"AWS_S3_ALLOW_UNSAFE_RENAME": "true"}, "AWS_S3_ALLOW_UNSAFE_RENAME='true' lets"),
+        ({"aws_s3_allow_unsafe_rename": "1"}, "remove it"),
+        ({"conditional_put": "disabled"}, "allowed: 'etag'"),
+    ],
+)
+def test_unsafe_s3_commit_options_are_refused(options: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Lakehouse("s3://radio/lake", storage_options=options)
+
+
+def test_the_unsafe_rename_from_the_environment_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_S3_ALLOW_UNSAFE_RENAME", "true")
+    with pytest.raises(ConfigurationError, match="environment variable AWS_S3_ALLOW_UNSAFE_RENAME"):
+        Lakehouse("s3://radio/lake")
+    monkeypatch.setenv("AWS_S3_ALLOW_UNSAFE_RENAME", "false")
+    assert Lakehouse("s3://radio/lake").storage_options == {"conditional_put": "etag"}
+
+
+def test_a_merge_that_lost_a_race_is_rerun_only_when_keys_collide(
+    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer whose snapshot is one commit old: disjoint keys commit at
+    once (the merge's key filter keeps it off the winner's files); a key the
+    winner wrote conflicts, and the merge is re-run on the new version."""
+    from deltalake import DeltaTable
+
+    real_open = lakehouse._open
+    opened: list[DeltaTable | None] = []
+    stale: list[DeltaTable] = []
+
+    def open_stale_first(name: str) -> DeltaTable | None:
+        opened.append(stale.pop() if stale else real_open(name))
+        return opened[-1]
+
+    monkeypatch.setattr(lakehouse, "_open", open_stale_first)
+    other = Lakehouse(lakehouse.root_uri)
+
+    stale.append(DeltaTable(lakehouse.table_uri("rotation")))
+    assert other.insert_new("rotation", [rotation_row("a")]) == 1
+    assert lakehouse.insert_new("rotation", [rotation_row("b")]) == 1
+    assert len(opened) == 1
+
+    opened.clear()
+    stale.append(DeltaTable(lakehouse.table_uri("rotation")))
+    assert other.insert_new("rotation", [rotation_row("c")]) == 1
+    assert lakehouse.insert_new("rotation", [rotation_row("c")]) == 0
+    assert len(opened) == 2
+    assert sorted(lakehouse.read("rotation")["track_id"].to_pylist()) == ["a", "b", "c"]
