@@ -32,7 +32,10 @@ from sonicforge.settings import get_settings
 
 SENSOR_TAG = LAUNCHED_BY_TAG
 SENSOR_NAME = "air_feed_sensor"
-MAX_TRACKS_PER_RUN = 12
+# A run holds every track of its batch in memory at each step (raw FLAC,
+# then masters and renditions): six keep a run near its floor, and the
+# sensor asks again at its next tick while the shortfall lasts.
+MAX_TRACKS_PER_RUN = 6
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
