@@ -26,7 +26,7 @@ from serving.schemas.common import GENRE_PATTERN
 from serving.schemas.health import HealthPublic
 from serving.schemas.votes import Period, TopTracksPublic
 from serving.services import votes
-from serving.services.stream import read_station, stream_status
+from serving.services.stream import StatusRenderer, read_station
 
 if TYPE_CHECKING:
     from serving.context import AppContext
@@ -49,12 +49,14 @@ def health_body(ctx: AppContext) -> bytes:
     return ctx.health_body
 
 
+_status = StatusRenderer()
+
+
 async def stream_status_body(ctx: AppContext) -> bytes:
     # Re-read at most once a second, in the background while the last read
     # keeps serving; positions are extrapolated to now on every response.
     view = await ctx.status_cache.get("view", lambda: read_station(ctx.station))
-    # Typed data of our own: rendered directly, not validated a second time.
-    return stream_status(view).model_dump_json().encode()
+    return _status.render(view)
 
 
 async def top_tracks_body(ctx: AppContext, genre: str | None, period: Period, limit: int) -> bytes:

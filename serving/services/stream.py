@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from serving.schemas.stream import NowPlayingPublic, OutputPublic, QueueEntryPublic, StreamStatus
 from serving.services.health import HEARTBEAT_STALE_S
@@ -88,6 +90,91 @@ def stream_status(view: StationView, now: datetime | None = None) -> StreamStatu
         ],
         queue_length=view.queue_length,
     )
+
+
+# Stand-ins for the values that change with every response; JSON strings,
+# so ``json.dumps`` writes them quoted and they are found in its output.
+_DYNAMIC = ("state", "position_s", "uptime_s", "heartbeat_age_s")
+_MARK = "\u0000sf:"
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class StatusRenderer:
+    """``stream_status(view, now).model_dump_json()``, faster: the body is
+    rendered with pydantic once per view, and each response only writes the
+    values that move with time (state, position, uptime, heartbeat age)
+    into it. Players poll this thousands of times a second, and building
+    the five models per response cost more than the rest of the request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._view: StationView | None = None
+        self._parts: list[bytes] = []
+        self._order: list[str] = []
+
+    def _template(self, view: StationView) -> tuple[list[bytes], list[str]]:
+        with self._lock:
+            if self._view is not view:
+                data = stream_status(view).model_dump(mode="json")
+                data["state"] = _MARK + "state"
+                data["uptime_s"] = _MARK + "uptime_s"
+                data["heartbeat_age_s"] = _MARK + "heartbeat_age_s"
+                if data["now_playing"] is not None:
+                    data["now_playing"]["position_s"] = _MARK + "position_s"
+                text = _dump(data)
+                marker = _dump(_MARK)[:-1]  # '"\u0000sf:' as json.dumps writes it
+                pieces = text.split(marker)
+                parts, order = [pieces[0].encode()], []
+                for piece in pieces[1:]:
+                    name, rest = piece.split('"', 1)
+                    order.append(name)
+                    parts.append(rest.encode())
+                self._view, self._parts, self._order = view, parts, order
+            return self._parts, self._order
+
+    def render(self, view: StationView, now: datetime | None = None) -> bytes:
+        now = now or datetime.now(UTC)
+        parts, order = self._template(view)
+        values = _dynamic_values(view, now)
+        out = [parts[0]]
+        for name, part in zip(order, parts[1:], strict=True):
+            out.append(_scalar(values[name]))
+            out.append(part)
+        return b"".join(out)
+
+
+def _scalar(value: str | float | None) -> bytes:
+    # The dynamic values are None, finite floats and one of three states.
+    if value is None:
+        return b"null"
+    if isinstance(value, str):
+        return b'"' + value.encode() + b'"'
+    return repr(value).encode()
+
+
+def _dynamic_values(view: StationView, now: datetime) -> dict[str, Any]:
+    # The same rules as stream_status, for the values that move with time.
+    hb = view.heartbeat
+    if hb is None:
+        state, age, uptime = "offline", None, None
+    else:
+        age = max(0.0, hb.age_s(now))
+        state = "on_air" if age <= HEARTBEAT_STALE_S else "stalled"
+        uptime = _uptime(hb, now)
+    np = view.now_playing
+    position = None
+    if np is not None:
+        position = round(np.position_at(now), 3) if state == "on_air" else np.position_s
+        position = float(position)
+    return {
+        "state": state,
+        "position_s": position,
+        "uptime_s": round(uptime, 3) if uptime is not None else None,
+        "heartbeat_age_s": round(age, 3) if age is not None else None,
+    }
 
 
 def queue_entry(entry: QueueEntry, *, show_requester: bool) -> QueueEntryPublic:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -183,3 +184,41 @@ def test_status_and_queue_over_the_redis_station_state(
             assert [c.command for c in streamer_side.commands_since(0)] == ["skip"]
     finally:
         shared.clear()
+
+
+def _views() -> list[Any]:
+    from serving.services.stream import StationView
+
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    playing = NowPlaying("trk_é1", "Nachtzug — “live”", "SonicForge", "house", t0, 12.5, 180.0,
+                         source="request", updated_at=t0 + timedelta(seconds=3))  # fmt: skip
+    outputs = [
+        OutputStatus("hls", "running", "", 0, t0),
+        OutputStatus("mp3", "failed", 'x"y', 2, t0),
+    ]
+    beat = Heartbeat(
+        t0 + timedelta(seconds=4), {"started_at": (t0 - timedelta(hours=5)).isoformat()}
+    )
+    uptime_beat = Heartbeat(t0 + timedelta(seconds=4), {"uptime_s": 7})
+    return [
+        StationView(None, None, [], {}, 0),
+        StationView(playing, beat, outputs, {"hls": 3, "mp3": 1}, 2),
+        StationView(playing, uptime_beat, outputs[:1], {"hls": 1}, 0),
+        StationView(None, beat, outputs, {}, 5),
+        StationView(playing, None, [], {}, 0),
+    ]
+
+
+def test_the_status_renderer_writes_what_the_schema_would(station: InMemoryStationState) -> None:
+    """The hot path's renderer reuses one body per station read; at every
+    moment (on air, stalled, past the track's end) it must equal the
+    schema's own rendering byte for byte."""
+    from serving.services.stream import StatusRenderer, stream_status
+
+    renderer = StatusRenderer()
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    for view in _views() * 2:  # the template is rebuilt when the view changes
+        for offset_s in (0.0, 4.0, 4.0004, 9.25, 30.0, 200.0, 3 * 3600.0):
+            now = t0 + timedelta(seconds=offset_s)
+            expected = stream_status(view, now).model_dump_json().encode()
+            assert renderer.render(view, now) == expected, (view, offset_s)
