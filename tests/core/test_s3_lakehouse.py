@@ -165,9 +165,15 @@ def test_two_processes_appending_to_one_s3_table_lose_no_commit(s3_server: S3Ser
         )
         for name in ("a", "b")
     ]
-    for w in writers:
-        out, _ = w.communicate(timeout=240)
-        assert w.returncode == 0, out[-3000:]
+    try:
+        for w in writers:
+            out, _ = w.communicate(timeout=240)
+            assert w.returncode == 0, out[-3000:]
+    finally:
+        for w in writers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
 
     ids = lh.read("plays", columns=["play_id"])["play_id"].to_pylist()
     expected = {f"{w}-{i:03d}" for w in "ab" for i in range(per_writer)}
