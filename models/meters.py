@@ -68,26 +68,30 @@ def measure_file(data: bytes, *, what: str = "audio") -> FileMeasurement:
             convert.link_to(sink)
             graph.configure()
 
+            last: list[av.AudioFrame | av.VideoFrame] = []
+
             def drain() -> None:
-                nonlocal peak, lufs_ffmpeg
                 while True:
                     try:
                         frame = graph.pull()
                     except (av.BlockingIOError, av.EOFError):
                         return
                     chunks.append(frame.to_ndarray())
-                    meta = frame.metadata
-                    # ebur128's peaks are running maxima, linear, per channel.
-                    if "lavfi.r128.true_peak" in meta:
-                        peak = max(peak, float(meta["lavfi.r128.true_peak"]))
-                    if "lavfi.r128.I" in meta:
-                        lufs_ffmpeg = float(meta["lavfi.r128.I"])
+                    last[:] = [frame]
 
             for frame in container.decode(stream):
                 graph.push(frame)
                 drain()
             graph.push(None)
             drain()
+            # ebur128's figures are running: its true peak (linear, the
+            # loudest channel so far) and integrated loudness on the last
+            # frame are those of the whole file.
+            meta = last[0].metadata if last else {}
+            if "lavfi.r128.true_peak" in meta:
+                peak = float(meta["lavfi.r128.true_peak"])
+            if "lavfi.r128.I" in meta:
+                lufs_ffmpeg = float(meta["lavfi.r128.I"])
             sample_rate = int(stream.codec_context.sample_rate)
     except AudioDecodeError:
         raise
@@ -99,7 +103,8 @@ def measure_file(data: bytes, *, what: str = "audio") -> FileMeasurement:
         raise AudioDecodeError(
             f"{what}: only {duration:.2f} s of audio decoded; at least {_MIN_SECONDS} s is needed"
         )
-    lufs = float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio.T.astype(np.float64)))
+    samples = np.ascontiguousarray(audio.T, dtype=np.float64)  # pyloudnorm: (samples, channels)
+    lufs = float(pyloudnorm.Meter(sample_rate).integrated_loudness(samples))
     return FileMeasurement(
         codec=codec,
         sample_rate=sample_rate,
