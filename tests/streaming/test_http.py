@@ -133,6 +133,11 @@ def test_listener_counts_reach_the_station(
             if seen:
                 break
     assert seen == 1
+    # Gone: the count falls back (a listener that left is not sent to forever).
+    deadline = time.monotonic() + 10
+    while station.listener_counts().get("mp3", 0) != 0:
+        assert time.monotonic() < deadline, "a closed MP3 connection is still counted"
+        time.sleep(0.05)
 
 
 def test_hls_files_are_served_with_their_types(on_air: str, stream_settings: Settings) -> None:
