@@ -108,6 +108,7 @@ HLS_RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     404: _error("No such file: only names the streamer wrote are served"),
+    422: _error("`sid` is not a session key (8-64 letters, digits, '-' or '_')"),
     503: _error(
         "The master playlist is not published yet: a variant it names has fewer than "
         "three segments (the ladder is starting, or off air)",

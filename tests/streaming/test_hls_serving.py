@@ -230,3 +230,26 @@ def test_schema_documents_the_404_and_503_answers(client: TestClient) -> None:
     assert "503" in mp3 and "audio/mpeg" in mp3["200"]["content"]
     viz = paths["/viz/events"]["get"]["responses"]
     assert "503" in viz and "text/event-stream" in viz["200"]["content"]
+
+
+def test_a_schema_driven_fuzzer_finds_every_hls_answer_documented(
+    stream_settings: Settings, hls_dir: Path
+) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    write_master(hls_dir, ["aac_64k"])
+    write_variant(hls_dir, "aac_64k", 3)
+    app = create_stream_app(settings=stream_settings, station=InMemoryStationState())
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operation = schema["/hls/{path}"]["GET"]
+    statuses: set[int] = set()
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(case: schemathesis.Case) -> None:
+        response = case.call_and_validate()
+        statuses.add(response.status_code)
+
+    check()
+    assert 404 in statuses
