@@ -60,7 +60,9 @@ class TailReader:
             log.info("dropping a listener of %s that fell behind", self._tail.dir.name)
             self.closed = True
             return None
-        out = list(buf)[self.next_seq - first :]
+        # From the right end: a live reader wants one or two chunks, and a
+        # deque indexes its ends in constant time.
+        out = [buf[-k] for k in range(last - self.next_seq + 1, 0, -1)]
         self.next_seq = last + 1
         return out
 
