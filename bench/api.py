@@ -523,7 +523,7 @@ def main() -> int:
           f"rounds, each ratio against the baseline run just before\n")  # fmt: skip
     print(f"load: {clients} client addresses (X-Forwarded-For through the trusted proxy), "
           f"{users} voting accounts, default limits ({DEFAULT_IP_LIMIT_PER_MIN}/min per address, "
-          f"{DEFAULT_PRINCIPAL_LIMIT_PER_MIN}/min per account), counted in the store on every request")  # fmt: skip
+          f"{DEFAULT_PRINCIPAL_LIMIT_PER_MIN}/min per account), counted in the limiter's store (in leases)")  # fmt: skip
     playing = on_air.get("now_playing") or {}
     print(f"station: {on_air.get('state')}, playing {playing.get('track_id')} "
           f"({len(on_air.get('outputs', []))} outputs); at the end: {final.get('state')}, "
