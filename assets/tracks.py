@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+from dagster._core.event_api import PartitionKeyFilter
 
 from models.errors import ModelsError
 from models.pipeline import (
@@ -32,6 +33,9 @@ from sonicforge.errors import StorageError
 from sonicforge.lakehouse import Lakehouse
 
 GROUP = "tracks"
+# The blocking check on ``mastered_tracks`` (orchestration/checks.py) that
+# the rotation asset asks for before it adds a batch.
+MASTERS_GATE = "masters_on_loudness_target"
 
 
 def _preview(rows: list[dict[str, Any]], columns: list[str], limit: int = 10) -> dg.MetadataValue:
@@ -281,6 +285,9 @@ def rotation(
 ) -> dg.MaterializeResult:
     """Mastered, passing tracks of the batch made eligible to air, weighted by quality."""
     batch_id = context.partition_key
+    refusal = masters_gate_refusal(context.instance, batch_id)
+    if refusal is not None:
+        raise dg.Failure(description=f"batch {batch_id} is not added to the rotation: {refusal}")
     lh = lakehouse.open()
     tracks = _batch_rows(lh, "tracks", batch_id)
     scores = _batch_rows(lh, "track_scores", batch_id)
@@ -309,3 +316,33 @@ def rotation(
             "preview": _preview(rows, ["track_id", "genre", "weight", "quality_score"]),
         }
     )
+
+
+def masters_gate_refusal(instance: dg.DagsterInstance, batch_id: str) -> str | None:
+    """Why the batch may not enter the rotation, or None when the masters gate
+    passed on the batch's latest masters.
+
+    Dagster's blocking check stops ``rotation`` only inside the run that ran
+    the check; a run that selects ``rotation`` alone would skip it. So the
+    asset reads the gate's last verdict for its partition from the instance.
+    """
+    key = dg.AssetCheckKey(mastered_tracks.key, MASTERS_GATE)
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [key], partition_filter=PartitionKeyFilter(key=batch_id)
+    ).get(key)
+    evaluation = latest.evaluation if latest is not None else None
+    if evaluation is None:
+        return f"the masters gate ({MASTERS_GATE}) has not run on this batch; run it first"
+    if not evaluation.passed:
+        return f"the masters gate ({MASTERS_GATE}) failed: {evaluation.description}"
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=mastered_tracks.key, asset_partitions=[batch_id]),
+        limit=1,
+    ).records
+    target = evaluation.target_materialization_data
+    if records and target is not None and records[0].storage_id != target.storage_id:
+        return (
+            "mastered_tracks was materialized again after the masters gate last passed; "
+            "run the gate again"
+        )
+    return None

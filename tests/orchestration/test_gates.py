@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 from deltalake import DeltaTable, write_deltalake
 
-from assets.tracks import generated_tracks, mastered_tracks, rotation, track_scores
+from assets.tracks import MASTERS_GATE, generated_tracks, mastered_tracks, rotation, track_scores
 from orchestration.checks import masters_on_loudness_target, track_checks
 from orchestration.partitions import BATCHES
 from orchestration.resources import LocalGeneratorResource, LocalLakehouseResource
@@ -28,11 +28,21 @@ ASSETS = [generated_tracks, track_scores, mastered_tracks, rotation]
 GOOD, BAD = "good", "bad"
 
 
-def _run(
-    lake: Path, key: str, *, with_checks: bool = True, selection: list[str] | None = None
-) -> dg.ExecuteInProcessResult:
+def _instance() -> dg.DagsterInstance:
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(BATCHES, [GOOD, BAD])
+    return instance
+
+
+def _run(
+    lake: Path,
+    key: str,
+    *,
+    with_checks: bool = True,
+    selection: list[str] | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    instance = instance or _instance()
     config = {"genres": ["house", "drum_and_bass"], "count": 2, "duration_s": 12.0}
     run_selection = selection or [a.key.to_user_string() for a in ASSETS]
     return dg.materialize(
@@ -193,6 +203,8 @@ def test_the_rotation_check_sees_only_its_own_batch(prepared: Path, tmp_path: Pa
     check; a bad row of this batch does."""
     lake = tmp_path / "lake"
     lh = _copy(prepared, lake)
+    instance = _instance()  # the good batch's gate passes here before the tampering
+    assert _run(lake, GOOD, selection=["mastered_tracks"], instance=instance).success
     good_track = sorted(lh.ids("rotation", where={"batch_id": GOOD}))[0]
     DeltaTable(lh.table_uri("track_scores")).update(
         predicate=f"track_id = '{good_track}'", updates={"passed": "false"}
@@ -204,7 +216,50 @@ def test_the_rotation_check_sees_only_its_own_batch(prepared: Path, tmp_path: Pa
         "rotation_tracks_passed": True,
     }
 
-    again = _run(lake, GOOD, selection=["rotation"])
+    again = _run(lake, GOOD, selection=["rotation"], instance=instance)
     assert not again.success
     (evaluation,) = again.get_asset_check_evaluations()
     assert evaluation.check_name == "rotation_tracks_passed" and not evaluation.passed
+
+
+def _failure_description(result: dg.ExecuteInProcessResult, step: str) -> str:
+    (failure,) = [e for e in result.all_events if e.is_step_failure and e.step_key == step]
+    data = failure.step_failure_data
+    assert data.user_failure_data is not None, data.error
+    return str(data.user_failure_data.description)
+
+
+def test_a_run_of_the_rotation_alone_cannot_bypass_a_failed_gate(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """Dagster stops downstream assets only inside the run of a failed
+    blocking check; a later run that selects the rotation alone must still be
+    refused, and so must one on an instance where the gate never ran."""
+    assert masters_on_loudness_target.check_key.name == MASTERS_GATE
+    lake = tmp_path / "lake"
+    lh = _copy(prepared, lake)
+    broken_id = _louder_by_3_lu(lh)
+    version, on_air = lh.version("rotation"), lh.count("rotation")
+    instance = _instance()
+    assert not _run(lake, BAD, selection=["mastered_tracks", "rotation"], instance=instance).success
+
+    alone = _run(lake, BAD, selection=["rotation"], instance=instance)
+    assert not alone.success
+    why = _failure_description(alone, "rotation")
+    assert "masters gate (masters_on_loudness_target) failed" in why and broken_id in why
+
+    never_gated = _run(lake, BAD, selection=["rotation"])
+    assert not never_gated.success
+    assert "has not run on this batch" in _failure_description(never_gated, "rotation")
+    assert lh.version("rotation") == version and lh.count("rotation") == on_air
+
+
+def test_the_rotation_alone_adds_a_batch_whose_gate_passed(prepared: Path, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    lh = _copy(prepared, lake)
+    instance = _instance()
+    gated = _run(lake, BAD, selection=["mastered_tracks"], instance=instance)
+    assert gated.success
+    assert not lh.ids("rotation", where={"batch_id": BAD})
+    assert _run(lake, BAD, selection=["rotation"], instance=instance).success
+    assert set(lh.ids("rotation", where={"batch_id": BAD})) == {m["track_id"] for m in _masters(lh)}
