@@ -64,8 +64,14 @@ def new_batch_id(now: datetime | None = None) -> str:
 
 
 def run_config(data: PipelineRunCreate) -> dict[str, Any]:
+    """The generation job's run config. Every step runs in the run's own
+    process, as the air-feed sensor's runs do: a subprocess per step would
+    load the pipeline again for each of the four assets and their checks."""
     config = data.model_dump(exclude_none=True)
-    return {"ops": {"generated_tracks": {"config": config}}}
+    return {
+        "ops": {"generated_tracks": {"config": config}},
+        "execution": {"config": {"in_process": {}}},
+    }
 
 
 def utc_from_timestamp(value: float | None) -> datetime | None:

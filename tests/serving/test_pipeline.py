@@ -54,6 +54,7 @@ def test_graphql_launcher_against_a_real_dagster_webserver(
         assert run.run_config["ops"]["generated_tracks"]["config"] == {
             "genres": ["house"], "count": 1, "duration_s": 10.0, "seed": 7,
         }  # fmt: skip
+        assert run.run_config["execution"] == {"config": {"in_process": {}}}
         status = await launcher.run(launched.run_id)
         assert (status.run_id, status.batch_id, status.status) == (
             launched.run_id,
