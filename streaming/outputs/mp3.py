@@ -48,7 +48,7 @@ class Mp3Output(Output):
         self.sr, self.kbps = sample_rate, bitrate_kbps
         self._writer = ChunkWriter(directory, ext="mp3", keep=keep_chunks)
         frame_bytes = MP3_FRAME * bitrate_kbps * 125 // sample_rate
-        self._chunk_bytes = max(1, round(chunk_s * sample_rate / MP3_FRAME)) * frame_bytes
+        self._chunk_bytes = max(1, int(chunk_s * sample_rate / MP3_FRAME)) * frame_bytes
         self._buf = bytearray()
         self._title = ""
         self._time = 0.0
