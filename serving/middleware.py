@@ -189,13 +189,24 @@ class RateLimitMiddleware:
     """
 
     EXEMPT = frozenset({"/live", "/ready"})
+    # Listener paths are not API calls: an HLS player fetches a playlist and
+    # a segment every few seconds and many listeners share one address (NAT,
+    # a CDN edge), so a per-address API budget would cut them off. Icecast
+    # limits listeners by connection count, not by request rate; here the
+    # streamer's hub bounds what one MP3 listener can hold.
+    LISTENER_PREFIXES = ("/hls/", "/stream.mp3", "/viz/")
 
     def __init__(self, app: ASGIApp, *, context: Callable[[], AppContext]) -> None:
         self.app = app
         self.context = context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.EXEMPT:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or path in self.EXEMPT
+            or path.startswith(self.LISTENER_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         ctx = self.context()

@@ -206,3 +206,15 @@ def test_a_peek_does_not_count_leased_hits_as_spent() -> None:
         assert peeked is not None and peeked.remaining == 990
 
     asyncio.run(run())
+
+
+def test_listener_paths_are_not_spent_from_the_address_budget(
+    make_context: Callable[..., AppContext],
+) -> None:
+    """Many HLS players share one address (NAT, a CDN edge) and each fetches
+    every few seconds: the per-address API budget does not apply to them."""
+    ctx = make_context(rate_limit_ip="3/minute")
+    with TestClient(create_app(context=ctx)) as client:
+        fetches = [client.get(f"/hls/stream_{i}.m3u8").status_code for i in range(10)]
+        assert 429 not in fetches and set(fetches) <= {404, 503}
+        assert [client.get("/health").status_code for _ in range(4)] == [200, 200, 200, 429]
