@@ -649,7 +649,19 @@ def wait_until_on_air(port: int, deadline_s: float = 120.0) -> None:
     raise RuntimeError("the streamer did not come on air within two minutes")
 
 
-def capacity(work: Path, n: int, seconds: float, segment_s: float) -> dict[str, Any]:
+# The API worker the listeners reach: ``serving`` is the whole API as ``make
+# run`` and ``sonicforge serve`` run it (middlewares, rate limiter, access
+# log); ``stream`` is the listener routes alone (``sonicforge stream --serve``).
+LISTENER_APPS = {
+    "serving": ["-m", "cli.main", "serve", "--workers", "1", "--host", LOOPBACK, "--port"],
+    "stream": ["-m", "uvicorn", "--factory", "streaming.http:create_stream_app",
+               "--log-level", "warning", "--host", LOOPBACK, "--port"],
+}  # fmt: skip
+
+
+def capacity(
+    work: Path, n: int, seconds: float, segment_s: float, *, app: str = "serving"
+) -> dict[str, Any]:
     lake = make_lake(work)
     env = {
         **os.environ,
@@ -664,12 +676,12 @@ def capacity(work: Path, n: int, seconds: float, segment_s: float) -> dict[str, 
     streamer = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "stream"], cwd=root, env=env, stderr=subprocess.DEVNULL
     )
-    api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "streaming.http:create_stream_app",
-         "--host", LOOPBACK, "--port", str(port), "--log-level", "warning",
-         "--backlog", str(max(2048, 2 * n + 64))],
-        cwd=root, env=env,
-    )  # fmt: skip
+    argv = [sys.executable, *LISTENER_APPS[app], str(port)]
+    if app == "stream":
+        argv += ["--backlog", str(max(2048, 2 * n + 64))]
+    # The API's JSON access log goes to a file, as a log collector would take it.
+    api_log = (work / "api.log").open("wb")
+    api = subprocess.Popen(argv, cwd=root, env=env, stdout=api_log, stderr=subprocess.STDOUT)
     try:
         wait_until_on_air(port)
         cpu0 = {p.pid: proc_cpu_s(p.pid) for p in (api, streamer)}
@@ -694,6 +706,7 @@ def capacity(work: Path, n: int, seconds: float, segment_s: float) -> dict[str, 
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        api_log.close()
 
 
 # -- the report ----------------------------------------------------------------
@@ -809,6 +822,12 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=4, help="extra side-by-side streamer/FFmpeg encode rounds"
     )
+    parser.add_argument(
+        "--listener-app",
+        choices=sorted(LISTENER_APPS),
+        default="serving",
+        help="the worker listeners reach: the whole API (default) or the listener routes alone",
+    )
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--skip-listeners", action="store_true")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -833,9 +852,10 @@ def main() -> None:
         return
     n = args.listeners
     with tempfile.TemporaryDirectory() as tmp:
-        r = capacity(Path(tmp), n, args.listen_s, args.segment_s)
+        r = capacity(Path(tmp), n, args.listen_s, args.segment_s, app=args.listener_app)
     print(
-        f"\nListeners on loopback: {n} MP3 + {n} HLS, one uvicorn worker, {args.listen_s:g} s "
+        f"\nListeners on loopback: {n} MP3 + {n} HLS, one uvicorn worker of the "
+        f"{args.listener_app!r} app, {args.listen_s:g} s "
         f"measured after a 5 s ramp, HLS segments {args.segment_s:g} s"
     )
     print(f"{'':<6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'samples':>9}")
