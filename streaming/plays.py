@@ -9,13 +9,12 @@ milliseconds locally, more on S3) must not hold up the audio.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from sonicforge import ids
 from sonicforge.lakehouse import Lakehouse
 from streaming.clock import Clock
 
@@ -27,12 +26,8 @@ MAX_PENDING = 10_000
 
 
 def new_play_id(now: datetime) -> str:
-    """A UUIDv7: time-ordered, so plays sort by when they started."""
-    ms = int(now.timestamp() * 1000) & ((1 << 48) - 1)
-    rand_a = secrets.randbits(12)
-    rand_b = secrets.randbits(62)
-    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
-    return str(uuid.UUID(int=value))
+    """A UUIDv7 at the streamer's clock: time-ordered, so plays sort by when they started."""
+    return ids.uuid7(now)
 
 
 class PlayRecorder:

@@ -12,6 +12,7 @@ from orchestration import partitions
 from serving.db import types as db_types
 from serving.services import dagster as dagster_service
 from sonicforge import ids
+from streaming import plays
 
 
 def test_uuid7_sets_version_variant_and_time() -> None:
@@ -59,3 +60,4 @@ def test_callers_use_the_one_implementation(monkeypatch: pytest.MonkeyPatch) -> 
     assert dagster_service.new_batch_id(now) == "b20261124-154500-abab"
     monkeypatch.setattr(ids, "uuid7", lambda now=None: "from-sonicforge-ids")
     assert db_types.uuid7() == "from-sonicforge-ids"
+    assert plays.new_play_id(now) == "from-sonicforge-ids"
