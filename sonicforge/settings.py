@@ -20,6 +20,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sonicforge.errors import ConfigurationError
 
+# MPEG-1 Layer III bitrates (ISO/IEC 11172-3), the mount's allowed values.
+MP3_BITRATES_KBPS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+
 
 class Settings(BaseSettings):
     """Typed settings, read from ``SONICFORGE_*`` environment variables."""
@@ -167,6 +170,17 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [v.strip() for v in text.split(",") if v.strip()]
+        return value
+
+    @field_validator("stream_mp3_bitrate_kbps")
+    @classmethod
+    def _mp3_bitrate(cls, value: int) -> int:
+        # MPEG-1 Layer III has fourteen bitrates; any other is no MP3 stream.
+        if value not in MP3_BITRATES_KBPS:
+            raise ValueError(
+                f"{value} kbps is not an MP3 bitrate; use one of "
+                + ", ".join(map(str, MP3_BITRATES_KBPS))
+            )
         return value
 
     @field_validator("lakehouse_storage_options", mode="before")

@@ -50,3 +50,12 @@ def test_bad_storage_options_say_what_is_expected(monkeypatch: pytest.MonkeyPatc
 def test_production_refuses_embedded_defaults() -> None:
     with pytest.raises(ConfigurationError, match="SONICFORGE_APP_DATABASE_URL"):
         Settings(environment="production", lakehouse_uri="s3://x/y").check_production()
+
+
+@pytest.mark.parametrize("kbps", ["100", "129", "31"])
+def test_the_mp3_bitrate_must_be_an_mp3_bitrate(monkeypatch: pytest.MonkeyPatch, kbps: str) -> None:
+    monkeypatch.setenv("SONICFORGE_STREAM_MP3_BITRATE_KBPS", kbps)
+    with pytest.raises(ValidationError, match="stream_mp3_bitrate_kbps"):
+        Settings()
+    monkeypatch.setenv("SONICFORGE_STREAM_MP3_BITRATE_KBPS", "192")
+    assert Settings().stream_mp3_bitrate_kbps == 192
