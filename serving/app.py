@@ -4,8 +4,8 @@
 Middleware, outermost first: request context (request id, JSON access log,
 security headers, body-size limit, the last-resort error body), CORS from
 settings, rate limits, then the hot path for the three most-polled reads
-(``serving.hot``). Routers live under /api/v1; health endpoints at the
-root too, for probes. The streaming service's /stream.mp3 and /hls routes
+and JWT votes (``serving.hot``). Routers live under /api/v1; health
+endpoints at the root too, for probes. The streaming service's /stream.mp3 and /hls routes
 are mounted when ``streaming.http`` is importable.
 """
 

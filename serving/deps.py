@@ -20,7 +20,7 @@ from serving.addresses import client_address
 from serving.context import AppContext
 from serving.exceptions import AuthenticationError, PermissionDeniedError
 from serving.security.apikeys import hash_key
-from serving.security.credentials import Principal, read_credential
+from serving.security.credentials import Credential, Principal, read_credential
 from serving.security.permissions import Permission
 from serving.security.tokens import Claims
 from serving.services.apikeys import principal_from_key
@@ -76,9 +76,7 @@ async def get_optional_principal(
     if credential is None:
         return None
     claims: Claims | None = None
-    if credential.kind == "api_key":
-        key: tuple[str, ...] = ("key", hash_key(credential.value))
-    else:
+    if credential.kind == "jwt":
         state: Any = request.state
         error = getattr(state, "access_error", None)
         if error is not None:
@@ -86,6 +84,18 @@ async def get_optional_principal(
         claims = getattr(state, "access_claims", None)
         if claims is None:  # the rate limiter did not run (exempt path)
             claims = ctx.tokens.decode(credential.value, expected="access")
+    return await resolve_principal(ctx, credential, claims)
+
+
+async def resolve_principal(
+    ctx: AppContext, credential: Credential, claims: Claims | None
+) -> Principal:
+    """The principal behind ``credential`` (its verified ``claims`` for a
+    JWT), from this worker's cache or the database; the route's dependency
+    and the hot vote path (``serving.hot``) share it."""
+    if claims is None:
+        key: tuple[str, ...] = ("key", hash_key(credential.value))
+    else:
         key = ("jwt", claims.sid, claims.sub)
     principal = ctx.principals.get(key)
     if principal is not None:

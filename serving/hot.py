@@ -1,4 +1,5 @@
-"""The three hottest reads, rendered once here for both ways in.
+"""The three hottest reads, rendered once here for both ways in, and the
+hottest write, a vote.
 
 Players poll ``/api/v1/stream/status``, charts ``/api/v1/top-tracks``, load
 balancers ``/health``. Their FastAPI routes (which document them and serve
@@ -9,22 +10,35 @@ FastAPI's routing and dependency solving, which cost more than the answer
 itself. A request it does not fully understand (an unknown or repeated
 query parameter, a value out of range) goes on to FastAPI unchanged and
 gets the usual validation and 422.
+
+``POST /api/v1/vote`` with an access token is cast here too: FastAPI's
+dependency solving (security schemes, context, principal, permission)
+cost more than half of a vote. The route stays the reference: any vote
+the hot path is not sure of goes to it with its body, and is answered
+there (API keys, 401, 403, 404, 422).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, get_args
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.db.types import utcnow
+from serving.exceptions import ServingError
+from serving.logs import request_id_var
+from serving.middleware import raw_header
 from serving.schemas.common import GENRE_PATTERN
 from serving.schemas.health import HealthPublic
-from serving.schemas.votes import Period, TopTracksPublic
+from serving.schemas.votes import Period, TopTracksPublic, VoteCreate, VotePublic
+from serving.security.credentials import read_credential
+from serving.security.permissions import Permission
 from serving.services import votes
 from serving.services.stream import StatusRenderer, read_station
 
@@ -37,6 +51,7 @@ except PackageNotFoundError:  # running from a checkout that is not installed
     VERSION = "0.0.0"
 
 PERIODS = frozenset(get_args(Period))
+VOTE_PATH = "/api/v1/vote"
 _GENRE = re.compile(GENRE_PATTERN)
 JSON_HEADER = (b"content-type", b"application/json")
 
@@ -114,6 +129,9 @@ class HotPathMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
+            if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == VOTE_PATH:
+                await self._vote(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         path = scope["path"]
@@ -135,3 +153,82 @@ class HotPathMiddleware:
         headers = [(b"content-length", str(len(body)).encode()), JSON_HEADER]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _vote(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /api/v1/vote`` with a JSON body and an access token that
+        the rate limiter verified: the route's work (the same principal
+        cache and check, the catalog, the vote writer, the answer once the
+        vote is committed) without FastAPI's dependency solving. Anything
+        else (an API key, a body that does not validate, a refused or
+        unknown principal, a track not in the snapshot) goes on to the
+        route, with the body as read, for its usual answer."""
+        messages: list[Message] = []
+        body = b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        answer = await self._cast(scope, body) if messages[-1]["type"] == "http.request" else None
+        if answer is None:
+            replay = iter(messages)
+
+            async def receive_again() -> Message:
+                return next(replay, None) or await receive()
+
+            await self.app(scope, receive_again, send)
+            return
+        headers = [(b"content-length", str(len(answer)).encode()), JSON_HEADER]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    async def _cast(self, scope: Scope, body: bytes) -> bytes | None:
+        from serving.deps import resolve_principal  # deps imports the app's context
+
+        state = scope.get("state") or {}
+        claims = state.get("access_claims")
+        if claims is None or state.get("access_error") is not None:
+            return None
+        media = (raw_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+        if media != "application/json":
+            return None
+        credential = read_credential(
+            {"x-api-key": raw_header(scope, b"x-api-key"),
+             "authorization": raw_header(scope, b"authorization")}
+        )  # fmt: skip
+        if credential is None or credential.kind != "jwt":
+            return None
+        try:
+            vote = VoteCreate.model_validate(json.loads(body))
+        except (ValueError, ValidationError):  # the route answers 422
+            return None
+        ctx = self.context()
+        try:
+            principal = await resolve_principal(ctx, credential, claims)
+        except ServingError:  # the route answers 401
+            return None
+        if not principal.can(Permission.VOTES_WRITE):
+            return None
+        track = (await ctx.catalog.asnapshot()).tracks.get(vote.track_id)
+        if track is None:  # the route looks further, or answers 404
+            return None
+        created_at, updated_at = await ctx.votes.submit(
+            user_id=principal.user_id,
+            track_id=track.track_id,
+            genre=track.genre,
+            stars=vote.stars,
+            direction=None if vote.direction is None else (1 if vote.direction == "up" else -1),
+            properties={"stars": vote.stars, "direction": vote.direction},
+            request_id=request_id_var.get(),
+        )
+        public = VotePublic(
+            track_id=track.track_id,
+            stars=vote.stars,
+            direction=vote.direction,
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+        return public.model_dump_json().encode()

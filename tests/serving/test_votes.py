@@ -224,3 +224,97 @@ def test_the_hot_path_and_the_route_answer_alike(
     ):
         assert chart_query(bad) is None, bad
     assert client.get("/api/v1/top-tracks", params={"limit": 101}).status_code == 422
+
+
+def test_a_jwt_vote_is_served_by_the_hot_path_as_the_route_would(
+    client: TestClient, ctx: AppContext, users: Users, seeded: list[SeededTrack]
+) -> None:
+    """The hot path (serving.hot) casts a JWT vote without FastAPI's
+    dependencies; a vote with an API key goes through the route. Both
+    answer alike, and both commit the vote and its event."""
+    from serving.deps import get_optional_principal
+
+    who, track = users.create(), seeded[0]
+    r = client.post(
+        "/api/v1/api-keys", json={"name": "k", "scopes": ["votes:write"]}, headers=who.headers
+    )
+    key = r.json()["key"]
+    by_route = client.post(
+        "/api/v1/vote",
+        json={"track_id": seeded[1].track_id, "stars": 3},
+        headers={"X-API-Key": key},
+    )
+
+    def refuse() -> None:
+        raise AssertionError("the route's principal dependency ran")
+
+    client.app.dependency_overrides[get_optional_principal] = refuse  # type: ignore[attr-defined]
+    try:
+        hot = client.post(
+            "/api/v1/vote",
+            json={"track_id": track.track_id, "stars": 5, "direction": "up"},
+            headers=who.headers,
+        )
+    finally:
+        client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+    assert hot.status_code == by_route.status_code == 200, (hot.text, by_route.text)
+    assert hot.json().keys() == by_route.json().keys()
+    assert hot.json()["stars"] == 5 and hot.json()["direction"] == "up"
+    assert hot.headers["content-type"] == by_route.headers["content-type"]
+    for name in (
+        "x-request-id",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-content-type-options",
+    ):
+        assert name in hot.headers, name
+    with ctx.db.session() as s:
+        row = s.scalar(
+            select(Vote).where(Vote.user_id == who.user_id, Vote.track_id == track.track_id)
+        )
+        assert row is not None and (row.stars, row.direction) == (5, 1)
+        events = s.scalars(select(OutboxEvent).where(OutboxEvent.type == "vote")).all()
+        assert {e.track_id for e in events} == {track.track_id, seeded[1].track_id}
+
+
+def test_a_vote_after_logout_is_refused_at_once(
+    client: TestClient, users: Users, seeded: list[SeededTrack]
+) -> None:
+    who = users.create()
+    _vote(client, who, seeded[0].track_id, stars=4)  # the principal is now cached
+    assert client.post("/api/v1/auth/logout", headers=who.headers).status_code == 200
+    r = client.post(
+        "/api/v1/vote", json={"track_id": seeded[0].track_id, "stars": 2}, headers=who.headers
+    )
+    assert r.status_code == 401, r.text
+    assert "revoked" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b'{"track_id": ', "application/json", 422),
+        (b'{"stars": 9, "track_id": "%s"}', "application/json", 422),
+        (b'{"stars": 3, "track_id": "%s"}', "text/plain", 422),
+        (b'{"stars": 3, "track_id": "trk_nothing"}', "application/json", 404),
+        (b'{"stars": 3, "track_id": "%s"}', "application/json; charset=utf-8", 200),
+    ],
+)
+def test_votes_the_hot_path_declines_get_the_routes_answer(
+    client: TestClient,
+    users: Users,
+    seeded: list[SeededTrack],
+    content: bytes,
+    content_type: str,
+    status: int,
+) -> None:
+    """The body the hot path read is handed on to the route intact."""
+    who = users.create()
+    if b"%s" in content:
+        content = content % seeded[0].track_id.encode()
+    r = client.post(
+        "/api/v1/vote", content=content, headers=who.headers | {"Content-Type": content_type}
+    )
+    assert r.status_code == status, r.text
+    if status != 200:
+        assert r.json()["error"]["request_id"] == r.headers["x-request-id"]
