@@ -15,7 +15,10 @@ peak memory, and listener capacity.
    also timing a short run. The streamer's encode CPU (ladder + MP3 minus
    playout) is printed as a ratio to FFmpeg's (target <= 1.1x): the median
    of the first pair and ``--rounds`` more pairs measured side by side, as
-   neighbours on a shared machine skew any single pair.
+   neighbours on a shared machine skew any single pair. Then each encoder
+   alone, the streamer's (PyAV's bundled FFmpeg, in process) against the
+   CLI's, on the same WAV with the same settings, so the ratio splits into
+   the encoder builds and everything else (framing, muxing, files).
 3. Listeners: a real-time streamer, the listener app under uvicorn (one
    worker) and, in its own process, a load generator (raw asyncio sockets
    on 127.0.0.1 only) with N MP3 listeners and N HLS listeners (each
@@ -624,6 +627,114 @@ def baselines(work: Path, air_s: float) -> dict[str, float | None]:
     return out
 
 
+# -- the encoders alone: where the ratio comes from ------------------------------
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def pyav_aac_cpu(pcm: Any, sr: int, kbps: int, coder: str) -> tuple[float, float]:
+    """CPU seconds and kbps of the streamer's own AAC encoder (PyAV's bundled
+    FFmpeg, built by ``hls.aac_encoder``, so the very same settings) on ``pcm``,
+    fed as ``HlsOutput`` feeds it: a 0.1 s block's whole frames per call."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from streaming.outputs.hls import AAC_FRAME, aac_encoder
+
+    enc = aac_encoder(sample_rate=sr, bitrate_kbps=kbps, coder=coder)
+    planar = np.ascontiguousarray(pcm.T)
+    step = AAC_FRAME * max(1, round(0.1 * sr / AAC_FRAME))
+    size = 0
+    cpu = time.process_time()
+    for i in range(0, planar.shape[1] - planar.shape[1] % AAC_FRAME, step):
+        frame = av.AudioFrame.from_ndarray(planar[:, i : i + step], format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = sr, i, Fraction(1, sr)
+        size += sum(p.size for p in enc.encode(frame))
+    size += sum(p.size for p in enc.encode(None))
+    return time.process_time() - cpu, size * 8 / (len(pcm) / sr) / 1000
+
+
+def encoder_table(work: Path, rounds: int = 3) -> dict[str, float]:
+    """Each encoder alone, the streamer's (in process) against FFmpeg 5.1's
+    CLI (one process, one thread: 5.1 runs its encoders on the main thread),
+    on the same WAV with the same settings; start-up taken out as above."""
+    import av
+    import soundfile as sf
+
+    from sonicforge.settings import Settings
+    from streaming.outputs.lame import LameEncoder, load_lame
+
+    s = Settings()
+    wav, short = work / "timeline.wav", work / "short.wav"
+    pcm, sr = sf.read(wav, dtype="float32")
+    head, _ = sf.read(short, dtype="float32")
+    air, short_s = len(pcm) / sr, len(head) / sr
+    cli_version = (
+        subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True)
+        .stdout.split()[2]
+        .split("-")[0]
+    )
+    out_dir = Path(tempfile.mkdtemp(dir=work))
+
+    def cli(args: list[str], out: str) -> tuple[float, int]:
+        def run(src: Path) -> float:
+            cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-map", "0:a"]
+            return child_cpu_s([*cmd, *args, str(out_dir / f"{src.stem}-{out}")], cwd=out_dir)
+
+        cpu = _median([per_air(run, wav, short, air, short_s) for _ in range(rounds)])
+        return cpu, (out_dir / f"{wav.stem}-{out}").stat().st_size
+
+    rows: list[tuple[str, float, float, float, float]] = []
+    for kbps in s.stream_hls_bitrates_kbps:
+        ours = [pyav_aac_cpu(pcm, sr, kbps, s.stream_aac_coder) for _ in range(rounds)]
+        ours_cpu = _median([(a - b) / (air - short_s) for (a, _), (b, _) in zip(
+            ours, [pyav_aac_cpu(head, sr, kbps, s.stream_aac_coder) for _ in range(rounds)],
+            strict=True)])  # fmt: skip
+        args = ["-c:a", "aac", "-aac_coder", s.stream_aac_coder, "-b:a", f"{kbps}k", "-f", "adts"]
+        theirs, size = cli(args, f"{kbps}.aac")
+        frames = len(pcm) / 1024  # ADTS spends 7 bytes a frame, TS packs the raw frames
+        rows.append(
+            (f"AAC {kbps}k", ours_cpu, ours[0][1], theirs, (size - 7 * frames) * 8 / air / 1000)
+        )
+    lib = load_lame()
+    if lib is not None:
+        kbps = s.stream_mp3_bitrate_kbps
+
+        def lame(x: Any) -> float:
+            enc = LameEncoder(lib, sample_rate=sr, bitrate_kbps=kbps)
+            cpu = time.process_time()
+            for i in range(0, len(x), sr // 10):
+                enc.encode(x[i : i + sr // 10])
+            enc.flush()
+            enc.close()
+            return time.process_time() - cpu
+
+        ours_cpu = _median([(lame(pcm) - lame(head)) / (air - short_s) for _ in range(rounds)])
+        mp3 = ["-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-compression_level", "5"]
+        theirs, size = cli([*mp3, "-reservoir", "0", "-f", "mp3"], "out.mp3")
+        rows.append((f"MP3 {kbps}k (LAME)", ours_cpu, kbps, theirs, size * 8 / air / 1000))
+    print(
+        f"\nThe encoders alone on the same WAV, same settings: AAC-LC, aac_coder="
+        f"{s.stream_aac_coder}, cutoff left to the encoder (both derive it from the bitrate "
+        "by the same formula: 9.5/16/20 kHz; an explicit -cutoff of those gives identical bits in each), CBR target; LAME -q 5 CBR, no reservoir"
+    )
+    print(
+        f"{'':<20}{'streamer %':>11}{'kbps':>7}{'FFmpeg ' + cli_version + ' %':>20}"
+        f"{'kbps':>7}{'ratio':>8}     (streamer: PyAV {av.__version__}, FFmpeg "
+        f"{getattr(av, 'ffmpeg_version_info', '?')})"
+    )
+    for name, a, ak, b, bk in rows:
+        print(f"{name:<20}{100 * a:>11.2f}{ak:>7.0f}{100 * b:>20.2f}{bk:>7.0f}{a / b:>7.2f}x")
+    ours_sum, theirs_sum = sum(r[1] for r in rows), sum(r[3] for r in rows)
+    print(f"{'all encoders':<20}{100 * ours_sum:>11.2f}{'':>7}{100 * theirs_sum:>20.2f}"
+          f"{'':>7}{ours_sum / theirs_sum:>7.2f}x")  # fmt: skip
+    return {"ours": ours_sum, "theirs": theirs_sum}
+
+
 # -- listener capacity ------------------------------------------------------------
 
 
@@ -755,6 +866,10 @@ def cpu_table(air: float, rounds: int) -> dict[str, dict[str, Any]]:
                 rows.append(row)
         base_line = baselines(Path(tmp), air)
         pairs = encode_rounds(air, lake, Path(tmp), rounds) if base_line.get("ffmpeg") else []
+        encoders, table = None, io.StringIO()
+        if base_line.get("ffmpeg"):
+            with contextlib.redirect_stdout(table):  # printed below the ratio it explains
+                encoders = encoder_table(Path(tmp))
     base = rows[0]["cpu_per_air"]
     print(f"\nCPU per second of air ({air:g} s of air per case, 48 kHz stereo)")
     print(
@@ -804,6 +919,24 @@ def cpu_table(air: float, rounds: int) -> dict[str, dict[str, Any]]:
             f"streamer encode CPU / FFmpeg's: {ratio:.2f}x, the median of {len(ratios)} rounds "
             f"(each {', '.join(f'{r:.2f}' for r in ratios)}; target <= 1.1x: {verdict})"
         )
+        print(table.getvalue(), end="")
+        if encoders:
+            # What is left once each side's encoders are taken out: framing,
+            # muxing, segment and chunk files (the streamer's, FFmpeg's).
+            ffmpeg_all = _median([base_line["ffmpeg"], *(b for _, b in pairs)])  # type: ignore[list-item]
+            ours_all = _median([encode, *(a for a, _ in pairs)])
+            ours_rest = ours_all - encoders["ours"]
+            theirs_rest = ffmpeg_all - encoders["theirs"]
+            print(
+                f"decomposed (medians): streamer {100 * ours_all:.2f} % = encoders "
+                f"{100 * encoders['ours']:.2f} + the rest {100 * ours_rest:.2f}; FFmpeg "
+                f"{100 * ffmpeg_all:.2f} % = encoders {100 * encoders['theirs']:.2f} + the rest "
+                f"{100 * theirs_rest:.2f}"
+            )
+            print(
+                "with the same encoder build on both sides (FFmpeg CLI's encoder figures "
+                f"in the streamer's place): {(encoders['theirs'] + ours_rest) / ffmpeg_all:.2f}x"
+            )
     return by_case
 
 

@@ -84,6 +84,7 @@ class Rendition:
         self.peak_bps = 0
         self.bits, self.seconds = 0, 0.0
         self.k = 0  # segments of this session finished so far
+        self.end_pts = 0  # encoder pts at which segment k + 1 starts (set by HlsOutput)
         self.min_measured_s = 0.0
 
     def _on_disk(self) -> list[int]:
@@ -160,6 +161,7 @@ class HlsOutput(Output):
         for r in self.renditions:
             r.next_seq = next_seq
             r.min_measured_s = segment_s / 2
+            r.end_pts = self._boundary(1) * AAC_FRAME
         self._framer = Framer(AAC_FRAME)
         self._frames = 0
         self._time_base = Fraction(1, sample_rate)
@@ -234,14 +236,20 @@ class HlsOutput(Output):
             self._take(r, r.encoder.encode(frame))
 
     def _take(self, r: Rendition, packets: list[av.Packet]) -> None:
+        # Per packet only a comparison and the shift: the boundary is
+        # worked out once per segment (in _finish).
+        append = r.packets.append
         for packet in packets:
-            assert packet.pts is not None
+            pts = packet.pts
+            assert pts is not None
             # Segment k is complete once a packet of segment k+1 appears.
-            while packet.pts >= self._boundary(r.k + 1) * AAC_FRAME:
+            while pts >= r.end_pts:
                 self._finish(r)
-            packet.pts += AAC_FRAME  # the encoder's priming packet starts at -1024
-            packet.dts = packet.pts
-            r.packets.append(packet)
+                append = r.packets.append  # finish() starts a new list
+            pts += AAC_FRAME  # the encoder's priming packet starts at -1024
+            packet.pts = pts
+            packet.dts = pts
+            append(packet)
 
     def _finish(self, r: Rendition) -> None:
         r.finish(
@@ -250,6 +258,7 @@ class HlsOutput(Output):
             discontinuity=self._resumed and r.k == 0,
         )
         r.k += 1
+        r.end_pts = self._boundary(r.k + 1) * AAC_FRAME
 
     def close(self, *, final: bool = True) -> None:
         if not final or self._start is None:

@@ -149,3 +149,35 @@ def test_restart_continues_the_sequence_with_a_discontinuity(
     seqs = [s["seq"] for m in after for s in m.segments]
     assert sorted(set(seqs)) == list(range(min(seqs), max(seqs) + 1))  # type: ignore[call-overload]
     assert np.isfinite(float(final.segments[-1]["duration"]))  # type: ignore[arg-type]
+
+
+def test_segments_end_on_the_rounded_frame_boundaries_whatever_the_block_sizes(
+    tmp_path: Path,
+) -> None:
+    """2 s at 48 kHz is 93.75 AAC frames: segment k must hold the frames from
+    round(k * 93.75) to round((k + 1) * 93.75) (the first also the priming
+    frame), in every rendition, for blocks of any size (many frames, one,
+    less than one)."""
+    from datetime import UTC, datetime
+
+    from streaming.outputs.base import AudioBlock
+    from streaming.outputs.hls import AAC_FRAME, HlsOutput
+
+    out = HlsOutput(tmp_path, bitrates_kbps=[64, 128], segment_s=2.0, window=100)
+    rng = np.random.default_rng(7)
+    total = int(13.3 * SR)
+    pcm = (0.1 * rng.standard_normal((total, 2))).astype(np.float32)
+    start, wall = 0, datetime(2026, 1, 1, tzinfo=UTC)
+    for size in itertools.cycle([4800, 1, 1023, 1024, 30000, 777]):
+        if start >= total:
+            break
+        out.write(AudioBlock(pcm[start : start + size], start, SR, wall, "t", "a"))
+        start += size
+    out.close()
+    expected = [round((k + 1) * 93.75) - round(k * 93.75) for k in range(6)]
+    expected[0] += 1  # the priming frame
+    for name in ("aac_64k", "aac_128k"):
+        media = parse_media((tmp_path / name / "index.m3u8").read_text())
+        frames = [round(float(s["duration"]) * SR / AAC_FRAME) for s in media.segments]  # type: ignore[arg-type]
+        assert frames[:6] == expected
+        assert sum(frames) == -(-total // AAC_FRAME) + 1  # every frame, padded end, priming
