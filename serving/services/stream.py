@@ -49,16 +49,21 @@ def _uptime(hb: Heartbeat, now: datetime) -> float | None:
     return None
 
 
+Liveness = Literal["on_air", "stalled", "offline"]
+
+
+def _liveness(view: StationView, now: datetime) -> tuple[Liveness, float | None, float | None]:
+    """The station's state, the heartbeat's age and the streamer's uptime at ``now``."""
+    hb = view.heartbeat
+    if hb is None:
+        return "offline", None, None
+    age = max(0.0, hb.age_s(now))
+    return ("on_air" if age <= HEARTBEAT_STALE_S else "stalled"), age, _uptime(hb, now)
+
+
 def stream_status(view: StationView, now: datetime | None = None) -> StreamStatus:
     now = now or datetime.now(UTC)
-    hb = view.heartbeat
-    state: Literal["on_air", "stalled", "offline"]
-    if hb is None:
-        state, age, uptime = "offline", None, None
-    else:
-        age = max(0.0, hb.age_s(now))
-        state = "on_air" if age <= HEARTBEAT_STALE_S else "stalled"
-        uptime = _uptime(hb, now)
+    state, age, uptime = _liveness(view, now)
     np = view.now_playing
     return StreamStatus(
         state=state,
@@ -157,13 +162,7 @@ def _scalar(value: str | float | None) -> bytes:
 
 def _dynamic_values(view: StationView, now: datetime) -> dict[str, Any]:
     # The same rules as stream_status, for the values that move with time.
-    hb = view.heartbeat
-    if hb is None:
-        state, age, uptime = "offline", None, None
-    else:
-        age = max(0.0, hb.age_s(now))
-        state = "on_air" if age <= HEARTBEAT_STALE_S else "stalled"
-        uptime = _uptime(hb, now)
+    state, age, uptime = _liveness(view, now)
     np = view.now_playing
     position = None
     if np is not None:
