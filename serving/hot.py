@@ -32,11 +32,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.db.types import utcnow
 from serving.exceptions import ServingError
-from serving.logs import request_id_var
 from serving.middleware import raw_header
 from serving.schemas.common import GENRE_PATTERN
 from serving.schemas.health import HealthPublic
-from serving.schemas.votes import Period, TopTracksPublic, VoteCreate, VotePublic
+from serving.schemas.votes import Period, TopTracksPublic, VoteCreate
 from serving.security.credentials import read_credential
 from serving.security.permissions import Permission
 from serving.services import votes
@@ -215,20 +214,5 @@ class HotPathMiddleware:
         track = (await ctx.catalog.asnapshot()).tracks.get(vote.track_id)
         if track is None:  # the route looks further, or answers 404
             return None
-        created_at, updated_at = await ctx.votes.submit(
-            user_id=principal.user_id,
-            track_id=track.track_id,
-            genre=track.genre,
-            stars=vote.stars,
-            direction=None if vote.direction is None else (1 if vote.direction == "up" else -1),
-            properties={"stars": vote.stars, "direction": vote.direction},
-            request_id=request_id_var.get(),
-        )
-        public = VotePublic(
-            track_id=track.track_id,
-            stars=vote.stars,
-            direction=vote.direction,
-            created_at=created_at,
-            updated_at=updated_at,
-        )
+        public = await votes.cast_vote(ctx.votes, user_id=principal.user_id, track=track, vote=vote)
         return public.model_dump_json().encode()

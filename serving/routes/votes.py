@@ -14,7 +14,6 @@ from serving.deps import (
     context_of,
 )
 from serving.hot import top_tracks_body
-from serving.logs import request_id_var
 from serving.routing import ResourceRouter
 from serving.schemas.common import GENRE_PATTERN, TRACK_ID_PATTERN, error_responses
 from serving.schemas.votes import Period, TopTracksPublic, VoteAggregate, VoteCreate, VotePublic
@@ -55,23 +54,7 @@ async def read_top_tracks(
 )
 async def create_vote(body: VoteCreate, principal: Voter, ctx: ContextDep) -> VotePublic:
     track = await ctx.catalog.arequire(body.track_id)
-    # Written by the worker's vote writer (group commit), with its event.
-    created_at, updated_at = await ctx.votes.submit(
-        user_id=principal.user_id,
-        track_id=track.track_id,
-        genre=track.genre,
-        stars=body.stars,
-        direction=None if body.direction is None else (1 if body.direction == "up" else -1),
-        properties={"stars": body.stars, "direction": body.direction},
-        request_id=request_id_var.get(),
-    )
-    return VotePublic(
-        track_id=track.track_id,
-        stars=body.stars,
-        direction=body.direction,
-        created_at=created_at,
-        updated_at=updated_at,
-    )
+    return await votes.cast_vote(ctx.votes, user_id=principal.user_id, track=track, vote=body)
 
 
 @router.get(

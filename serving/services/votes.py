@@ -11,6 +11,7 @@ without stars counts as 5 (up) or 1 (down).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, select
 from sqlalchemy.orm import Session
@@ -18,9 +19,44 @@ from sqlalchemy.orm import Session
 from serving.db.models import Vote
 from serving.db.types import utcnow
 from serving.exceptions import NotFoundError
+from serving.logs import request_id_var
 from serving.schemas.tracks import TrackPublic
-from serving.schemas.votes import Direction, Period, TopTrack, VoteAggregate, VotePublic
+from serving.schemas.votes import (
+    Direction,
+    Period,
+    TopTrack,
+    VoteAggregate,
+    VoteCreate,
+    VotePublic,
+)
 from serving.services.outbox import record_event
+
+if TYPE_CHECKING:
+    from serving.services.vote_writer import VoteWriter
+
+
+async def cast_vote(
+    writer: VoteWriter, *, user_id: str, track: TrackPublic, vote: VoteCreate
+) -> VotePublic:
+    """Write ``vote`` through the worker's vote writer (group commit, with its
+    event) and answer once it is committed: the route and the hot path both."""
+    created_at, updated_at = await writer.submit(
+        user_id=user_id,
+        track_id=track.track_id,
+        genre=track.genre,
+        stars=vote.stars,
+        direction=None if vote.direction is None else (1 if vote.direction == "up" else -1),
+        properties={"stars": vote.stars, "direction": vote.direction},
+        request_id=request_id_var.get(),
+    )
+    return VotePublic(
+        track_id=track.track_id,
+        stars=vote.stars,
+        direction=vote.direction,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
 
 PERIODS: dict[str, timedelta | None] = {
     "day": timedelta(days=1),
