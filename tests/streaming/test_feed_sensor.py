@@ -115,16 +115,21 @@ def test_skips_when_enough_airtime(lakehouse: Lakehouse, monkeypatch: pytest.Mon
     )
 
 
-def test_waits_while_its_run_is_in_flight(lakehouse: Lakehouse) -> None:
+def _started_run(instance: dg.DagsterInstance, launched_by: str = SENSOR_NAME) -> dg.DagsterRun:
+    """A generation run in STARTED, as a launcher tagged it."""
     from dagster._core.test_utils import create_run_for_test
 
+    return create_run_for_test(
+        instance,
+        job_name=GENERATE_JOB,
+        status=dg.DagsterRunStatus.STARTED,
+        tags={SENSOR_TAG: launched_by},
+    )
+
+
+def test_waits_while_its_run_is_in_flight(lakehouse: Lakehouse) -> None:
     with dg.instance_for_test() as instance:
-        run = create_run_for_test(
-            instance,
-            job_name=GENERATE_JOB,
-            status=dg.DagsterRunStatus.STARTED,
-            tags={SENSOR_TAG: SENSOR_NAME},
-        )
+        run = _started_run(instance)
         result = _evaluate(lakehouse, instance)
         assert isinstance(result, dg.SkipReason) and run.run_id in str(result.skip_message)
 
@@ -220,17 +225,10 @@ def test_requests_a_new_run_once_the_running_ones_process_is_killed(
 
 
 def test_a_run_in_flight_past_the_timeout_is_not_waited_for(lakehouse: Lakehouse) -> None:
-    from dagster._core.test_utils import create_run_for_test
-
     from orchestration.sensors import generating_run
 
     with dg.instance_for_test() as instance:
-        run = create_run_for_test(
-            instance,
-            job_name=GENERATE_JOB,
-            status=dg.DagsterRunStatus.STARTED,
-            tags={SENSOR_TAG: SENSOR_NAME},
-        )
+        run = _started_run(instance)
         now = datetime.now(UTC).timestamp()
         found = generating_run(instance, now=now, timeout_s=3600)
         assert found is not None and found.dagster_run.run_id == run.run_id
@@ -238,22 +236,14 @@ def test_a_run_in_flight_past_the_timeout_is_not_waited_for(lakehouse: Lakehouse
 
 
 def test_waits_for_the_first_batch_of_make_run(lakehouse: Lakehouse) -> None:
-    from dagster._core.test_utils import create_run_for_test
-
     from orchestration.launch import FIRST_BATCH
 
     with dg.instance_for_test() as instance:
-        create_run_for_test(
-            instance, job_name=GENERATE_JOB, status=dg.DagsterRunStatus.STARTED,
-            tags={SENSOR_TAG: "api"},
-        )  # fmt: skip
+        _started_run(instance, "api")
         assert isinstance(_evaluate(lakehouse, instance), dg.SensorResult), (
             "a listener's request does not hold up the feed"
         )
-        first = create_run_for_test(
-            instance, job_name=GENERATE_JOB, status=dg.DagsterRunStatus.STARTED,
-            tags={SENSOR_TAG: FIRST_BATCH},
-        )  # fmt: skip
+        first = _started_run(instance, FIRST_BATCH)
         result = _evaluate(lakehouse, instance)
         assert isinstance(result, dg.SkipReason) and first.run_id in str(result.skip_message)
 
