@@ -87,9 +87,9 @@ class AppContext:
             self.settings.redis_url, key_prefix=self.settings.rate_limit_key_prefix
         )
         if self.settings.redis_url:
-            import redis.asyncio
+            from sonicforge.redis_urls import async_redis_client
 
-            self.redis = redis.asyncio.Redis.from_url(self.settings.redis_url)
+            self.redis = async_redis_client(self.settings.redis_url)  # Sentinel URLs too
 
     async def stop(self) -> None:
         await anyio.to_thread.run_sync(self.votes.stop)

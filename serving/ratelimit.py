@@ -117,8 +117,11 @@ class RateLimiter:
         self._memory: MemoryStorage | None = None
         self._redis: Storage | None = None
         if redis_url:
+            from sonicforge.redis_urls import limits_storage
+
+            uri, options = limits_storage(redis_url)  # Sentinel URLs too
             storage = storage_from_string(
-                storage_uri(redis_url), implementation="redispy", key_prefix=key_prefix
+                uri, implementation="redispy", key_prefix=key_prefix, **options
             )
             assert isinstance(storage, Storage)
             self._redis = storage

@@ -15,7 +15,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sonicforge.errors import ConfigurationError
@@ -161,6 +161,33 @@ class Settings(BaseSettings):
     # process: the no-Redis default, where only one process shares the state.
     stream_embedded: bool = False
 
+    # scale-out (deploy/): Redis Sentinel, the streamer's hot standby, HLS
+    # caching by a CDN, OpenTelemetry, PostgreSQL for the Dagster instance.
+    # Sentinels as "host:port" (a JSON list or comma-separated) and the
+    # master's service name: the same as a redis+sentinel:// SONICFORGE_REDIS_URL.
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_sentinel_service: str = Field(default="sonicforge", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    redis_sentinel_db: int = Field(default=0, ge=0, le=15)
+    # Two streamers may run against one Redis: a lease (renewed every
+    # stream_lease_renew_s, lapsing after stream_lease_ttl_s) says which airs.
+    stream_standby: bool = False
+    stream_lease_ttl_s: float = Field(default=3.0, ge=1.0, le=60.0)
+    stream_lease_renew_s: float = Field(default=1.0, gt=0.0, le=20.0)
+    stream_lease_key: str = "sonicforge:stream:lease"
+    # Cache-Control of /hls/ for a CDN: segment names never repeat (cached
+    # this long); playlists for one target duration (streaming.hls_files).
+    stream_hls_segment_max_age_s: int = Field(default=86400, ge=0, le=31_536_000)
+    # OpenTelemetry traces, off by default: "otlp" posts OTLP/HTTP protobuf
+    # to otel_endpoint (+ /v1/traces), "console" prints spans (debugging).
+    otel_enabled: bool = False
+    otel_exporter: Literal["otlp", "console"] = "otlp"
+    otel_endpoint: str = "http://127.0.0.1:4318"
+    otel_service_name: str = Field(default="sonicforge", min_length=1, max_length=100)
+    otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # The production profile's Dagster instance: run, event-log and schedule
+    # storage on dagster-postgres (orchestration.instance writes dagster.yaml).
+    dagster_postgres_url: str | None = None
+
     @field_validator("stream_hls_bitrates_kbps", "cors_origins", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
@@ -195,6 +222,28 @@ class Settings(BaseSettings):
                     f'e.g. {{"AWS_REGION": "eu-west-1"}}: {exc}'
                 ) from exc
         return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _parse_sentinels(cls, value: Any) -> Any:
+        return cls._parse_list(value)
+
+    @model_validator(mode="after")
+    def _scale_out(self) -> Settings:
+        if self.redis_sentinels and not self.redis_url:
+            # One URL for every Redis client (sonicforge.redis_urls).
+            from sonicforge.redis_urls import sentinel_url
+
+            self.redis_url = sentinel_url(
+                self.redis_sentinels, self.redis_sentinel_service, db=self.redis_sentinel_db
+            )
+        if self.stream_lease_renew_s * 2 > self.stream_lease_ttl_s:
+            raise ValueError(
+                f"stream_lease_renew_s ({self.stream_lease_renew_s:g}) must be at most half of "
+                f"stream_lease_ttl_s ({self.stream_lease_ttl_s:g}), or one late renewal "
+                "hands the air to the standby"
+            )
+        return self
 
     @property
     def resolved_lakehouse_uri(self) -> str:
@@ -231,6 +280,7 @@ class Settings(BaseSettings):
                 ("SONICFORGE_APP_DATABASE_URL", self.app_database_url),
                 ("SONICFORGE_REDIS_URL", self.redis_url),
                 ("SONICFORGE_MLFLOW_TRACKING_URI", self.mlflow_tracking_uri),
+                ("SONICFORGE_DAGSTER_POSTGRES_URL", self.dagster_postgres_url),
             )
             if not value
         ]

@@ -9,6 +9,7 @@ command ids are handed out and stored in one atomic step.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -37,6 +38,8 @@ from sonicforge.station_values import (
     reordered,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "sonicforge:station:"
 
@@ -89,20 +92,58 @@ class RedisStationState(StationState):
     """Station state shared by every process that reaches one Redis."""
 
     def __init__(
-        self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX, clock: Clock = utcnow
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        clock: Clock = utcnow,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self._r = client
         self.prefix = prefix
         self._clock = clock
+        # Queue changes and commands are acknowledged once this many replicas
+        # hold them (WAIT), so a failover to a replica loses none of them.
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self.unreplicated_writes = 0
         self._send = client.register_script(_SEND_COMMAND)
         self._pop = client.register_script(_POP_NEXT)
         self._remove = client.register_script(_REMOVE)
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = DEFAULT_PREFIX, clock: Clock = utcnow
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        clock: Clock = utcnow,
+        retries: int = 20,
+        backoff_cap_s: float = 0.5,
     ) -> RedisStationState:
-        return cls(redis.Redis.from_url(url), prefix=prefix, clock=clock)
+        """One server, or a ``redis+sentinel://`` master that failovers move."""
+        from sonicforge.redis_urls import parse_redis_url, redis_client
+
+        target = parse_redis_url(url)
+        client = redis_client(url, retries=retries, backoff_cap_s=backoff_cap_s)
+        return cls(client, prefix=prefix, clock=clock, wait_replicas=target.wait_replicas)
+
+    def _replicated(self) -> None:
+        """Wait until ``wait_replicas`` replicas hold the writes made so far.
+        Fewer within the timeout (no replica attached, as right after a
+        failover) is counted and logged, not refused: the queue stays usable."""
+        if self.wait_replicas <= 0:
+            return
+        acked = int(self._r.wait(self.wait_replicas, self.wait_timeout_ms))
+        if acked < self.wait_replicas:
+            self.unreplicated_writes += 1
+            log.warning(
+                "a station change reached %d of %d replicas within %d ms",
+                acked,
+                self.wait_replicas,
+                self.wait_timeout_ms,
+            )
 
     def _k(self, name: str) -> str:
         return self.prefix + name
@@ -115,13 +156,29 @@ class RedisStationState(StationState):
 
     # -- upcoming queue ---------------------------------------------------
     def enqueue(
-        self, track_id: str, *, source: QueueSource = "request", requested_by: str | None = None
+        self,
+        track_id: str,
+        *,
+        source: QueueSource = "request",
+        requested_by: str | None = None,
+        request_id: str | None = None,
+        priority: int = 0,
+        display_name: str | None = None,
     ) -> QueueEntry:
-        entry = new_entry(track_id, source, requested_by, self._clock())
+        entry = new_entry(
+            track_id,
+            source,
+            requested_by,
+            self._clock(),
+            request_id=request_id,
+            priority=priority,
+            display_name=display_name,
+        )
         pipe = self._r.pipeline(transaction=True)
         pipe.hset(self._k("queue:entries"), entry.entry_id, _encode(entry))
         pipe.rpush(self._k("queue:order"), entry.entry_id)
         pipe.execute()
+        self._replicated()
         return entry
 
     def remove(self, entry_id: str) -> QueueEntry:
@@ -130,6 +187,7 @@ class RedisStationState(StationState):
         )
         if not body:
             raise QueueEntryNotFoundError(f"no queue entry {entry_id!r}")
+        self._replicated()
         return _decode(QueueEntry, body)
 
     def reorder(self, entry_ids: Sequence[str]) -> list[QueueEntry]:
@@ -144,10 +202,13 @@ class RedisStationState(StationState):
                 pipe.rpush(order_key, *new_order)
 
         self._r.transaction(apply, order_key)
+        self._replicated()
         return self.queue()
 
     def pop_next(self) -> QueueEntry | None:
         body = self._pop(keys=[self._k("queue:order"), self._k("queue:entries")])
+        if body:
+            self._replicated()
         return _decode(QueueEntry, body) if body else None
 
     def queue(self) -> list[QueueEntry]:
@@ -200,6 +261,7 @@ class RedisStationState(StationState):
             args=[_encode(template), COMMAND_HISTORY],
         )
         cmd = _decode(ControlCommand, body)
+        self._replicated()
         if cmd.command_id != int(cmd_id):
             raise StationStateError(f"command id mismatch: {cmd.command_id} != {cmd_id}")
         return cmd

@@ -16,6 +16,7 @@ master whose every variant is missing.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import time
@@ -50,13 +51,30 @@ def _headers(body: bytes, media_type: bytes, cache: bytes) -> tuple[tuple[bytes,
     )
 
 
-def playlist_file(body: bytes) -> HlsFile:
-    return HlsFile(body, _headers(body, PLAYLIST_TYPE, b"no-cache"))
+# What a CDN in front of /hls/ is told (deploy/ sets no caching of its own).
+SEGMENT_MAX_AGE_S = 86400
 
 
-def segment_file(body: bytes) -> HlsFile:
-    # Segment names never repeat: cache them hard.
-    return HlsFile(body, _headers(body, SEGMENT_TYPE, b"public, max-age=3600, immutable"))
+def playlist_cache_control(target_s: float) -> bytes:
+    """A live playlist changes once a segment: a CDN may hold it for about
+    one target duration (players reload it about that often); before a
+    target duration is known, not at all."""
+    if target_s <= 0:
+        return b"no-cache"
+    return f"public, max-age={max(1, math.ceil(target_s))}".encode()
+
+
+def segment_cache_control(max_age_s: int = SEGMENT_MAX_AGE_S) -> bytes:
+    # Segment names never repeat (the media sequence only grows): cache them hard.
+    return f"public, max-age={max_age_s}, immutable".encode()
+
+
+def playlist_file(body: bytes, target_s: float = 0.0) -> HlsFile:
+    return HlsFile(body, _headers(body, PLAYLIST_TYPE, playlist_cache_control(target_s)))
+
+
+def segment_file(body: bytes, max_age_s: int = SEGMENT_MAX_AGE_S) -> HlsFile:
+    return HlsFile(body, _headers(body, SEGMENT_TYPE, segment_cache_control(max_age_s)))
 
 
 @dataclass
@@ -110,8 +128,10 @@ class HlsFiles:
         refresh_s: float = 0.25,
         min_segments: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        segment_max_age_s: int = SEGMENT_MAX_AGE_S,
     ) -> None:
         self.root = root
+        self.segment_max_age_s = segment_max_age_s
         self.refresh_s = refresh_s
         self.min_segments = min_segments
         self._clock = clock
@@ -177,7 +197,9 @@ class HlsFiles:
         for seg in listed:
             if seg not in v.segments:
                 try:
-                    v.segments[seg] = segment_file((folder / seg).read_bytes())
+                    v.segments[seg] = segment_file(
+                        (folder / seg).read_bytes(), self.segment_max_age_s
+                    )
                 except OSError:  # listed but gone: not ours to serve
                     listed = [s for s in listed if s != seg]
         # Keep a removed segment for another window, as the streamer keeps
@@ -185,7 +207,12 @@ class HlsFiles:
         # that lists it.
         while len(v.segments) > 2 * max(len(listed), 1):
             v.segments.popitem(last=False)
-        v.signature, v.playlist, v.listed, v.target_s = sig, playlist_file(body), listed, target
+        v.signature, v.playlist, v.listed, v.target_s = (
+            sig,
+            playlist_file(body, target),
+            listed,
+            target,
+        )
 
     def _load_master(self) -> None:
         sig = _signature(self.root / MASTER)
@@ -207,5 +234,5 @@ class HlsFiles:
         ready = bool(named) and all(
             n in self.variants and len(self.variants[n].listed) >= self.min_segments for n in named
         )
-        self.master = playlist_file(self._master_body) if ready else None
+        self.master = playlist_file(self._master_body, self.target_s) if ready else None
         self.master_waiting = not ready

@@ -121,7 +121,13 @@ class StreamEndpoints:
     """The state behind the router: tails, counters, listener reports."""
 
     def __init__(
-        self, stream_dir: Path, station: StationState | None, *, report_s: float, segment_s: float
+        self,
+        stream_dir: Path,
+        station: StationState | None,
+        *,
+        report_s: float,
+        segment_s: float,
+        segment_max_age_s: int = 86400,
     ) -> None:
         self.dir = stream_dir
         self.station = station
@@ -129,7 +135,7 @@ class StreamEndpoints:
         self.segment_s = segment_s
         self.mp3 = ChunkTail(stream_dir / "mp3", backlog=2, stale_s=STALE_S)
         self.viz = ChunkTail(stream_dir / "viz", backlog=1, stale_s=STALE_S)
-        self.hls_files = HlsFiles(stream_dir / "hls")
+        self.hls_files = HlsFiles(stream_dir / "hls", segment_max_age_s=segment_max_age_s)
         self.hls = HlsListeners(2 * segment_s)
         self._reporter: asyncio.Task[None] | None = None
 
@@ -252,7 +258,11 @@ def create_stream_router(
     if station is None:
         station = station_state_from_url(settings.redis_url)
     ep = StreamEndpoints(
-        stream_dir, station, report_s=report_s, segment_s=settings.stream_hls_segment_s
+        stream_dir,
+        station,
+        report_s=report_s,
+        segment_s=settings.stream_hls_segment_s,
+        segment_max_age_s=settings.stream_hls_segment_max_age_s,
     )
     lifespan = None
     if settings.stream_embedded:

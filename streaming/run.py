@@ -84,6 +84,17 @@ class EmbeddedStreamer:
         self._lock.release()
 
 
+def streamer_station(settings: Settings) -> StationState:
+    """The station state for a streamer process: through Redis, commands give
+    up after about a second, so a failover never stalls the air for long
+    (the loop logs and goes on; the calls are retried on its next turn)."""
+    if settings.redis_url:
+        from sonicforge.station_redis import RedisStationState
+
+        return RedisStationState.from_url(settings.redis_url, retries=4, backoff_cap_s=0.25)
+    return station_state_from_url(settings.redis_url)
+
+
 def run_stream_process(
     settings: Settings,
     *,
@@ -92,14 +103,15 @@ def run_stream_process(
 ) -> None:
     """``sonicforge stream``: play until SIGTERM/SIGINT; optionally serve the
     listener endpoints (MP3, HLS, visualizer) from this process too."""
-    station = station_state_from_url(settings.redis_url)
+    station = streamer_station(settings)
     if not settings.redis_url:
         log.warning(
             "no SONICFORGE_REDIS_URL: queue, control and now-playing stay inside this "
             "process; the API sees them only with SONICFORGE_STREAM_EMBEDDED=true instead"
         )
     lock = StreamLock(resolve_stream_dir(settings))
-    lock.acquire()
+    if not settings.stream_standby:  # a standby locks the folder once it holds the lease
+        lock.acquire()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -117,7 +129,12 @@ def run_stream_process(
         threading.Thread(target=server.run, name="listen", daemon=True).start()
         log.info("listeners: http://%s:%d/stream.mp3 and /hls/master.m3u8", *serve)
     try:
-        build_streamer(settings, station=station).run(stop=stop, max_air_s=max_air_s)
+        if settings.stream_standby:
+            from streaming.lease import run_standby
+
+            run_standby(settings, station, stop=stop, max_air_s=max_air_s)
+        else:
+            build_streamer(settings, station=station).run(stop=stop, max_air_s=max_air_s)
     finally:
         if server is not None:
             server.should_exit = True

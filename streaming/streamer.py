@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -70,11 +70,16 @@ class Streamer:
         self._last_beat = -1e9
         self._last_position = -1e9
         self._started_at = clock.now()
+        # Set by a standby taking over (streaming.lease): the wall time the
+        # previous streamer's published audio ends, where this timeline starts.
+        self.resume_at: datetime | None = None
 
     # -- sessions ---------------------------------------------------------
     def _go_on_air(self) -> None:
-        # Sample `position` airs now: the timeline is anchored to the clock.
-        self.playout.epoch = self.clock.now() - timedelta(seconds=self.mixer.position / self.sr)
+        # Sample `position` airs now: the timeline is anchored to the clock
+        # (or to where the streamer before us stopped; pacing catches up).
+        anchor, self.resume_at = self.resume_at or self.clock.now(), None
+        self.playout.epoch = anchor - timedelta(seconds=self.mixer.position / self.sr)
         self.runners = [
             OutputRunner(
                 s.name,
