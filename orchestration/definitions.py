@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.ml import ML_ASSETS, ML_CHECKS, ML_JOBS, ML_SCHEDULES
 from assets.tracks import generated_tracks, mastered_tracks, rotation, track_scores
 from orchestration.checks import track_checks
 from orchestration.environment import resources_for
@@ -16,10 +17,10 @@ def build_definitions() -> dg.Definitions:
     """Definitions with resources for the settings in force now (the CLI
     builds them per call, so a changed environment is honoured)."""
     return dg.Definitions(
-        assets=[generated_tracks, track_scores, mastered_tracks, rotation],
-        asset_checks=track_checks,
-        jobs=[generate_tracks_job, lakehouse_maintenance_job],
-        schedules=[lakehouse_maintenance_schedule],
+        assets=[generated_tracks, track_scores, mastered_tracks, rotation, *ML_ASSETS],
+        asset_checks=[*track_checks, *ML_CHECKS],
+        jobs=[generate_tracks_job, lakehouse_maintenance_job, *ML_JOBS],
+        schedules=[lakehouse_maintenance_schedule, *ML_SCHEDULES],
         sensors=[air_feed_sensor],
         resources=resources_for(),
     )

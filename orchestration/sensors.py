@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from models.recommend.sources import latest_plan_genres
 from orchestration.config import GenerationConfig
 from orchestration.jobs import GENERATE_JOB, generate_tracks_job
 from orchestration.launch import (
@@ -118,7 +119,11 @@ def air_feed_sensor(
             "is still generating"
         )
     defaults = GenerationConfig()
-    config = GenerationConfig(count=tracks_to_cover(threshold - airtime, defaults.duration_s))
+    count = tracks_to_cover(threshold - airtime, defaults.duration_s)
+    # The generation plan (assets/ml.py) weights genres by listener demand;
+    # before the first plan, the default genres take turns.
+    planned = latest_plan_genres(lakehouse.open(), count, seed=int(datetime.now(UTC).timestamp()))
+    config = GenerationConfig(count=count, **({"genres": planned} if planned else {}))
     batch_id = new_batch_id()
     context.log.info(
         f"unplayed airtime {airtime:.0f} s < {threshold:.0f} s: requesting batch {batch_id} "
