@@ -8,6 +8,7 @@ from assets.ml import ML_ASSETS, ML_CHECKS, ML_JOBS, ML_SCHEDULES
 from assets.tracks import generated_tracks, mastered_tracks, rotation, track_scores
 from orchestration.checks import track_checks
 from orchestration.environment import resources_for
+from orchestration.instance import executor_for
 from orchestration.jobs import generate_tracks_job
 from orchestration.maintenance import lakehouse_maintenance_job, lakehouse_maintenance_schedule
 from orchestration.sensors import air_feed_sensor
@@ -23,6 +24,7 @@ def build_definitions() -> dg.Definitions:
         schedules=[lakehouse_maintenance_schedule, *ML_SCHEDULES],
         sensors=[air_feed_sensor],
         resources=resources_for(),
+        executor=executor_for(),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.partitions import batch_partitions
+from orchestration.telemetry import ASSET_SPAN_HOOKS
 
 GENERATE_JOB = "generate_tracks_job"
 
@@ -13,4 +14,5 @@ generate_tracks_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("tracks"),
     partitions_def=batch_partitions,
     description="Generate, score, master and rotate one batch of tracks.",
+    hooks=ASSET_SPAN_HOOKS,  # a span per asset step (orchestration.telemetry)
 )

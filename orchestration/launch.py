@@ -17,6 +17,7 @@ import dagster as dg
 from orchestration.config import GenerationConfig
 from orchestration.jobs import GENERATE_JOB
 from orchestration.partitions import BATCHES, new_batch_id
+from sonicforge import telemetry
 from sonicforge.settings import Settings, get_settings
 
 # Who asked for a run ("sonicforge" here, the feed sensor's name, "api",
@@ -67,13 +68,18 @@ def ensure_dagster_home(settings: Settings | None = None) -> str:
     os.makedirs(home, exist_ok=True)
     config = os.path.join(home, "dagster.yaml")
     text = embedded_instance_yaml(settings)
+    if settings.dagster_postgres_url:  # the production profile (orchestration.instance)
+        from orchestration.instance import production_instance_yaml
+
+        text = production_instance_yaml(settings)
     current = None
     if os.path.exists(config):
         with open(config) as fh:
             current = fh.read()
     # A file someone else wrote (production's) is left alone; the embedded
     # one is brought up to date (earlier versions lacked run monitoring).
-    if current is None or (current != text and current.startswith(EMBEDDED_MARKER)):
+    ours = (EMBEDDED_MARKER, "# Production instance: dagster-postgres storage.")
+    if current is None or (current != text and current.startswith(ours)):
         tmp = f"{config}.tmp-{os.getpid()}"
         with open(tmp, "w") as fh:
             fh.write(text)
@@ -90,7 +96,7 @@ def run_config_for(config: GenerationConfig, *, in_process: bool = False) -> dic
     out: dict[str, Any] = {
         "ops": {"generated_tracks": {"config": config.model_dump(exclude_none=True)}}
     }
-    if in_process:
+    if in_process and get_settings().dagster_run_executor != "k8s":
         out["execution"] = {"config": {"in_process": {}}}
     return out
 
@@ -197,7 +203,7 @@ def launch_generation(
         instance=instance,
         partition_key=batch_id,
         raise_on_error=False,
-        tags={LAUNCHED_BY_TAG: "sonicforge", **(tags or {})},
+        tags={LAUNCHED_BY_TAG: "sonicforge", **telemetry.trace_tags(), **(tags or {})},
     )
     failed_steps = [e.step_key or "" for e in result.all_events if e.is_step_failure]
     failed_checks = [

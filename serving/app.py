@@ -140,6 +140,10 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware, access_log=access_log)
+    if settings.otel_enabled:  # FastAPI, SQLAlchemy, Redis and httpx spans
+        from serving.telemetry import instrument_app
+
+        instrument_app(app, ctx)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     # The production profile's Dagster instance: run, event-log and schedule
     # storage on dagster-postgres (orchestration.instance writes dagster.yaml).
     dagster_postgres_url: str | None = None
+    # "k8s": the code location's jobs run each step as a Kubernetes Job
+    # (dagster-k8s's k8s_job_executor; deploy/dagster/values.yaml).
+    dagster_run_executor: Literal["default", "k8s"] = "default"
 
     @field_validator("stream_hls_bitrates_kbps", "cors_origins", mode="before")
     @classmethod

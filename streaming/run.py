@@ -103,6 +103,9 @@ def run_stream_process(
 ) -> None:
     """``sonicforge stream``: play until SIGTERM/SIGINT; optionally serve the
     listener endpoints (MP3, HLS, visualizer) from this process too."""
+    from sonicforge import telemetry
+
+    telemetry.setup_tracing(settings, component="streamer")  # no-op unless enabled
     station = streamer_station(settings)
     if not settings.redis_url:
         log.warning(

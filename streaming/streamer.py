@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from sonicforge import telemetry
 from sonicforge.station import StationState
 from streaming.clock import Clock
 from streaming.mixer import Mixer
@@ -24,6 +25,18 @@ from streaming.plays import PlayRecorder
 log = logging.getLogger(__name__)
 
 __all__ = ["OutputSpec", "Streamer"]
+
+
+def _track_attributes(deck: object, at: int) -> dict[str, object]:
+    meta = getattr(deck, "meta", None)
+    if not isinstance(meta, Airing):
+        return {"sonicforge.standby": True, "sonicforge.sample": at}
+    return {
+        "sonicforge.track_id": meta.pick.track.track_id,
+        "sonicforge.play_id": meta.play_id,
+        "sonicforge.source": str(meta.pick.source),
+        "sonicforge.sample": at,
+    }
 
 
 class Streamer:
@@ -58,7 +71,10 @@ class Streamer:
         self.mixer = Mixer(
             sample_rate=sample_rate,
             open_next=playout.open_next,
-            on_start=playout.on_start,
+            # A span per track change when tracing is on (sonicforge.telemetry).
+            on_start=telemetry.traced_callback(
+                "streamer.track_change", playout.on_start, _track_attributes
+            ),
             on_end=playout.on_end,
             crossfade_s=crossfade_s,
             skip_fade_s=skip_fade_s,

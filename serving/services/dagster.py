@@ -16,7 +16,8 @@ import httpx
 
 from serving.exceptions import NotFoundError, UpstreamError
 from serving.schemas.pipeline import PipelineRunCreate, PipelineRunPublic, RunMode
-from sonicforge import ids
+from sonicforge import ids, telemetry
+from sonicforge.settings import get_settings
 
 JOB_NAME = "generate_tracks_job"
 PARTITIONS_DEF = "batches"
@@ -70,8 +71,13 @@ def run_config(data: PipelineRunCreate) -> dict[str, Any]:
     config = data.model_dump(exclude_none=True)
     return {
         "ops": {"generated_tracks": {"config": config}},
-        "execution": {"config": {"in_process": {}}},
+        # Under k8s_job_executor every step is its own Job, as the chart says.
+        **({} if _k8s_steps() else {"execution": {"config": {"in_process": {}}}}),
     }
+
+
+def _k8s_steps() -> bool:
+    return get_settings().dagster_run_executor == "k8s"
 
 
 def utc_from_timestamp(value: float | None) -> datetime | None:
@@ -157,6 +163,7 @@ class GraphQLLauncher(PipelineLauncher):
                     {"key": PARTITION_TAG, "value": batch_id},
                     {"key": "sonicforge/launched_by", "value": "api"},
                     {"key": "sonicforge/requested_by", "value": requested_by},
+                    *({"key": k, "value": v} for k, v in telemetry.trace_tags().items()),
                 ]
             },
         }

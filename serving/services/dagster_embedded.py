@@ -27,6 +27,7 @@ from serving.services.dagster import (
     new_batch_id,
     utc_from_timestamp,
 )
+from sonicforge import telemetry
 from sonicforge.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +63,7 @@ class EmbeddedLauncher(PipelineLauncher):
         }
         if s.lakehouse_storage_options:
             env["SONICFORGE_LAKEHOUSE_STORAGE_OPTIONS"] = json.dumps(s.lakehouse_storage_options)
+        env.update(telemetry.trace_env())  # the run joins the request's trace
         return env
 
     def argv(self, data: PipelineRunCreate, batch_id: str) -> list[str]:
