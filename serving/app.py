@@ -27,8 +27,20 @@ from serving.hot import VERSION, HotPathMiddleware
 from serving.logs import AccessLog, configure_logging
 from serving.middleware import RateLimitMiddleware, RequestContextMiddleware
 from serving.openapi import TAGS, custom_openapi
-from serving.routes import apikeys, auth, health, pipeline, shares, stream, tracks, users, votes
+from serving.routes import (
+    apikeys,
+    auth,
+    health,
+    pipeline,
+    recommendations,
+    shares,
+    stream,
+    tracks,
+    users,
+    votes,
+)
 from serving.routing import ResourceRouter, include
+from serving.services.recommend import RecommendationService
 from sonicforge.settings import Settings, get_settings
 from sonicforge.station import StationState
 
@@ -76,10 +88,12 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     configure_logging(settings.log_level)
     ctx = context or build_context(settings)
     access_log = AccessLog() if settings.access_log else None
+    recommender = RecommendationService.from_context(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await ctx.start()
+        recommender.start()  # loads the champion in the background, then follows its alias
         # Everything built so far lives as long as the worker: moved out of
         # the collector's generations, full collections stop walking it
         # (they took tens of milliseconds, seen as the votes' p99). No
@@ -89,6 +103,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         try:
             yield
         finally:
+            recommender.stop()
             await ctx.stop()
             if access_log is not None:
                 access_log.flush()
@@ -105,6 +120,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.ctx = ctx
+    app.state.recommender = recommender
     install_error_handlers(app)
 
     # FastAPI tries routes in order, at a few microseconds each: resource
@@ -114,6 +130,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     api.mounted_at = API_PREFIX
     for module in (stream, votes, tracks, shares, auth, apikeys, users, pipeline):
         include(api, module.router)
+    include(api, recommendations.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)

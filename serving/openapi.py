@@ -16,6 +16,7 @@ TAGS = [
     {"name": "votes", "description": "Stars and thumbs, and the charts they make."},
     {"name": "tracks", "description": "Tracks from the lakehouse, and their audio."},
     {"name": "sharing", "description": "Share codes and links for social networks."},
+    {"name": "recommendations", "description": "For you, like this track, and trending; each with why."},
     {"name": "pipeline", "description": "Generation runs in Dagster and benchmark figures."},
     {"name": "health", "description": "Health, readiness and liveness."},
 ]

@@ -173,6 +173,133 @@ CONTRACTS: dict[str, TableContract] = {
 }
 
 
+# -- recommender and generation plan (issue 12; models/recommend/, assets/ml.py) --
+LISTENER_INTERACTIONS = TableContract(
+    name="listener_interactions",
+    owner="listener_interactions asset",
+    description="Implicit feedback per listener and track: signed weight from plays, votes, shares, requests.",
+    key=("user_id", "track_id"),
+    schema=pa.schema(
+        [
+            _f("user_id", pa.string()),
+            _f("track_id", pa.string()),
+            _f("weight", pa.float64()),  # signed: skips and down-votes count against
+            _f("plays", pa.int32()),
+            _f("skips", pa.int32()),
+            _f("votes", pa.int32()),
+            _f("shares", pa.int32()),
+            _f("requests", pa.int32()),
+            _f("first_ts", UTC_TS),
+            _f("ts", UTC_TS),  # the latest interaction
+            _f("simulated", pa.bool_()),  # from models/recommend/simulate.py, never real
+            _f("computed_at", UTC_TS),
+        ]
+    ),
+)
+
+TRACK_FEATURES = TableContract(
+    name="track_features",
+    owner="track_features asset",
+    description="Content features of every track (genre, tempo, key, loudness, spectrum) as one vector.",
+    key=("track_id",),
+    schema=pa.schema(
+        [
+            _f("track_id", pa.string()),
+            _f("genre", pa.string()),
+            _f("bpm", pa.float64()),
+            _f("musical_key", pa.string(), nullable=True),
+            _f("key_root", pa.int32(), nullable=True),  # pitch class, 0 = C
+            _f("minor", pa.bool_(), nullable=True),
+            _f("energy", pa.float64()),
+            _f("integrated_lufs", pa.float64(), nullable=True),
+            _f("spectral_centroid_hz", pa.float64(), nullable=True),
+            _f("spectral_flatness", pa.float64(), nullable=True),
+            _f("quality_score", pa.float64(), nullable=True),
+            _f("features", pa.list_(pa.float32())),
+            _f("feature_version", pa.string()),
+            _f("created_at", UTC_TS),  # when the track appeared
+            _f("simulated", pa.bool_()),
+            _f("computed_at", UTC_TS),
+        ]
+    ),
+)
+
+GENERATION_PLAN = TableContract(
+    name="generation_plan",
+    owner="generation_plan asset",
+    description="What the station generates next: per plan and arm, its share, posterior and reason.",
+    key=("plan_id", "dimension", "value"),
+    schema=pa.schema(
+        [
+            _f("plan_id", pa.string()),
+            _f("dimension", pa.string()),  # genre, tempo, key, mood, spec
+            _f("value", pa.string()),
+            _f("share", pa.float64()),
+            _f("alpha", pa.float64(), nullable=True),
+            _f("beta", pa.float64(), nullable=True),
+            _f("reason", pa.string()),
+            _f("spec", pa.string(), nullable=True),  # a planned track as JSON (dimension spec)
+            _f("created_at", UTC_TS),
+        ]
+    ),
+)
+
+SIMULATED_TRACKS = TableContract(
+    name="simulated_tracks",
+    owner="models/recommend/simulate.py (simulated, never real)",
+    description="SIMULATED tracks with known attributes, for tests, the benchmark and demos.",
+    key=("track_id",),
+    schema=pa.schema(
+        [
+            _f("track_id", pa.string()),
+            _f("genre", pa.string()),
+            _f("bpm", pa.float64()),
+            _f("musical_key", pa.string()),
+            _f("energy", pa.float64()),
+            _f("quality_score", pa.float64()),
+            _f("released_at", UTC_TS),
+            _f("simulated", pa.bool_()),
+            _f("scenario", pa.string()),
+        ]
+    ),
+)
+
+SIMULATED_EVENTS = TableContract(
+    name="simulated_events",
+    owner="models/recommend/simulate.py (simulated, never real)",
+    description="SIMULATED listeners' plays, votes and shares from known tastes.",
+    key=("event_id",),
+    schema=pa.schema(
+        [
+            _f("event_id", pa.string()),
+            _f("user_id", pa.string()),
+            _f("track_id", pa.string()),
+            _f("type", pa.string()),  # play, vote, share
+            _f("completion", pa.float64(), nullable=True),
+            _f("skipped", pa.bool_(), nullable=True),
+            _f("stars", pa.int32(), nullable=True),
+            _f("direction", pa.int32(), nullable=True),
+            _f("ts", UTC_TS),
+            _f("simulated", pa.bool_()),
+            _f("scenario", pa.string()),
+        ]
+    ),
+)
+
+CONTRACTS.update(
+    {
+        c.name: c
+        for c in (
+            LISTENER_INTERACTIONS,
+            TRACK_FEATURES,
+            GENERATION_PLAN,
+            SIMULATED_TRACKS,
+            SIMULATED_EVENTS,
+        )
+    }
+)
+
+
 def contract(name: str) -> TableContract:
     """The contract of table ``name``; unknown names list the known tables."""
     try:
