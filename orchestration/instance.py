@@ -1,8 +1,8 @@
 """The Dagster instance of the production profile, and the run executor.
 
 With ``SONICFORGE_DAGSTER_POSTGRES_URL`` set, ``sonicforge init`` (and any
-launch) writes a ``dagster.yaml`` whose run, event-log and schedule storage
-is dagster-postgres; on Kubernetes the official Helm chart writes the same
+launch) writes a ``dagster.yaml`` whose run, event-log and schedule
+storage is dagster-postgres (Dagster loads it from that config); on Kubernetes the official Helm chart writes the same
 storage from ``deploy/dagster/values.yaml`` instead. With
 ``SONICFORGE_DAGSTER_RUN_EXECUTOR=k8s`` the code location's jobs run each
 step as its own Kubernetes Job (``k8s_job_executor``), where the

@@ -15,4 +15,6 @@ generate_tracks_job = dg.define_asset_job(
     partitions_def=batch_partitions,
     description="Generate, score, master and rotate one batch of tracks.",
     hooks=ASSET_SPAN_HOOKS,  # a span per asset step (orchestration.telemetry)
+    # The queued run coordinator's limits (deploy/dagster/values.yaml) count these.
+    run_tags={"sonicforge/kind": "generation"},
 )

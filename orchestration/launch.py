@@ -96,7 +96,11 @@ def run_config_for(config: GenerationConfig, *, in_process: bool = False) -> dic
     out: dict[str, Any] = {
         "ops": {"generated_tracks": {"config": config.model_dump(exclude_none=True)}}
     }
-    if in_process and get_settings().dagster_run_executor != "k8s":
+    if get_settings().dagster_run_executor == "k8s":  # a Job per step, GPU for MusicGen
+        from sonicforge.k8s_steps import k8s_execution_config
+
+        out["execution"] = k8s_execution_config(config.backend)
+    elif in_process:
         out["execution"] = {"config": {"in_process": {}}}
     return out
 

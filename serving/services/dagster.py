@@ -17,6 +17,7 @@ import httpx
 from serving.exceptions import NotFoundError, UpstreamError
 from serving.schemas.pipeline import PipelineRunCreate, PipelineRunPublic, RunMode
 from sonicforge import ids, telemetry
+from sonicforge.k8s_steps import k8s_execution_config
 from sonicforge.settings import get_settings
 
 JOB_NAME = "generate_tracks_job"
@@ -71,8 +72,10 @@ def run_config(data: PipelineRunCreate) -> dict[str, Any]:
     config = data.model_dump(exclude_none=True)
     return {
         "ops": {"generated_tracks": {"config": config}},
-        # Under k8s_job_executor every step is its own Job, as the chart says.
-        **({} if _k8s_steps() else {"execution": {"config": {"in_process": {}}}}),
+        # Under k8s_job_executor every step is its own Job: MusicGen on a GPU node.
+        "execution": k8s_execution_config(data.backend)
+        if _k8s_steps()
+        else {"config": {"in_process": {}}},
     }
 
 
@@ -163,6 +166,7 @@ class GraphQLLauncher(PipelineLauncher):
                     {"key": PARTITION_TAG, "value": batch_id},
                     {"key": "sonicforge/launched_by", "value": "api"},
                     {"key": "sonicforge/requested_by", "value": requested_by},
+                    {"key": "sonicforge/backend", "value": data.backend or "registry"},
                     *({"key": k, "value": v} for k, v in telemetry.trace_tags().items()),
                 ]
             },
