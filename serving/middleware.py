@@ -40,6 +40,8 @@ DOCS_CSP = (
 )
 DOCS_PATHS = ("/docs", "/redoc")
 MAX_BODY_BYTES = 64 * 1024
+# Paths allowed a larger body than MAX_BODY_BYTES (the analytics batch: 1 MB).
+BODY_LIMITS: dict[str, int] = {"/api/v1/analytics/track": 1024 * 1024}
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
@@ -76,8 +78,9 @@ def body_refusal(scope: Scope) -> tuple[int, str, str] | None:
         if raw_header(scope, b"transfer-encoding"):
             return 411, "length_required", "send a Content-Length with the request body"
         return None
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        return 413, "payload_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+    limit = BODY_LIMITS.get(scope["path"], MAX_BODY_BYTES)
+    if not length.isdigit() or int(length) > limit:
+        return 413, "payload_too_large", f"request bodies are limited to {limit} bytes"
     return None
 
 

@@ -137,6 +137,7 @@ class Lakehouse:
             self.table_uri(name),
             c.schema.empty_table(),
             mode="ignore",
+            partition_by=list(c.partition_by) or None,
             description=c.description,
             configuration=TABLE_CONFIGURATION,
             storage_options=self.storage_options or None,

@@ -191,6 +191,20 @@ class Settings(BaseSettings):
     # (dagster-k8s's k8s_job_executor; deploy/dagster/values.yaml).
     dagster_run_executor: Literal["default", "k8s"] = "default"
 
+    # analytics (listener events, the outbox drain, KPIs, experiments)
+    # Drained outbox rows are deleted after this many hours; until then a
+    # client's retry of an event id is recognised and not accepted twice.
+    analytics_outbox_retention_h: float = Field(default=168.0, ge=0.0, le=90 * 24.0)
+    # Rows per Delta commit of the drain (each batch is one commit per table).
+    analytics_drain_batch: int = Field(default=50_000, ge=100, le=1_000_000)
+    # A client clock further off than this is clamped to it and the event flagged.
+    analytics_max_clock_skew_s: float = Field(default=24 * 3600.0, ge=60.0, le=30 * 24 * 3600.0)
+    analytics_trending_half_life_h: float = Field(default=24.0, gt=0.0, le=24 * 365.0)
+    analytics_dashboard_cache_s: float = Field(default=5.0, ge=0.0, le=3600.0)
+    # Where API workers share Prometheus samples (prometheus-client's
+    # multiprocess mode); unset with one worker: samples live in the process.
+    metrics_multiproc_dir: Path | None = None
+
     # recommender (models/recommend/, assets/ml.py, serving/services/recommend.py)
     recommend_model_name: str = "sonicforge-recommender"
     recommend_alias: str = "champion"

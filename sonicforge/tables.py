@@ -25,6 +25,8 @@ class TableContract:
     key: tuple[str, ...]
     owner: str
     description: str
+    # Delta partition columns (event tables are partitioned by ``day``).
+    partition_by: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -171,6 +173,203 @@ PLAYS = TableContract(
 CONTRACTS: dict[str, TableContract] = {
     c.name: c for c in (TRACKS, TRACK_SCORES, MASTERED_TRACKS, ROTATION, PLAYS)
 }
+
+# -- listener data and analytics (issue 10; analytics/, assets/analytics.py) --
+DAY = pa.date32()
+
+EVENTS = TableContract(
+    name="events",
+    owner="events asset (drains the app DB outbox)",
+    description="Every listener and app event, Segment-shaped, exactly once by event_id.",
+    key=("event_id",),
+    partition_by=("day",),
+    schema=pa.schema(
+        [
+            _f("event_id", pa.string()),
+            # track, page, identify (client events) or the server's own kinds
+            # (vote, vote_withdrawn, share_created, user_registered, exposure, conversion, play)
+            _f("type", pa.string()),
+            _f("event", pa.string(), nullable=True),
+            _f("user_id", pa.string(), nullable=True),
+            _f("anonymous_id", pa.string(), nullable=True),
+            _f("track_id", pa.string(), nullable=True),
+            _f("properties", pa.string()),  # a JSON object
+            _f("context", pa.string(), nullable=True),  # a JSON object
+            _f("experiment_id", pa.string(), nullable=True),
+            _f("variant", pa.string(), nullable=True),
+            _f("sent_at", UTC_TS, nullable=True),
+            _f("received_at", UTC_TS),
+            _f("ts", UTC_TS),  # client time with the clock skew removed
+            _f("clock_skew_s", pa.float64(), nullable=True),
+            _f("flags", pa.list_(pa.string())),
+            _f("request_id", pa.string(), nullable=True),
+            _f("day", DAY),
+        ]
+    ),
+)
+
+VOTES = TableContract(
+    name="votes",
+    owner="events asset (vote events of the outbox)",
+    description="Every vote cast or withdrawn (the app DB keeps only the current vote).",
+    key=("vote_id",),
+    partition_by=("day",),
+    schema=pa.schema(
+        [
+            _f("vote_id", pa.string()),  # the event_id of the vote's outbox event
+            _f("user_id", pa.string()),
+            _f("track_id", pa.string()),
+            _f("stars", pa.int32(), nullable=True),
+            _f("direction", pa.int32(), nullable=True),  # 1 up, -1 down
+            _f("action", pa.string()),  # cast, withdraw
+            _f("ts", UTC_TS),
+            _f("day", DAY),
+        ]
+    ),
+)
+
+LISTENER_SESSIONS = TableContract(
+    name="listener_sessions",
+    owner="listener_sessions asset",
+    description="Listening sessions built from player heartbeats and plays, per output.",
+    key=("session_id",),
+    partition_by=("day",),
+    schema=pa.schema(
+        [
+            _f("session_id", pa.string()),
+            _f("user_id", pa.string(), nullable=True),
+            _f("anonymous_id", pa.string(), nullable=True),
+            _f("output", pa.string()),  # hls, mp3, web
+            _f("started_at", UTC_TS),
+            _f("ended_at", UTC_TS),
+            _f("listening_s", pa.float64()),
+            _f("heartbeats", pa.int64()),
+            _f("day", DAY),
+        ]
+    ),
+)
+
+DAILY_TRACK_METRICS = TableContract(
+    name="daily_track_metrics",
+    owner="daily_track_metrics asset",
+    description="Per track and day: plays, listeners, completion and skip rates, votes, shares.",
+    key=("day", "track_id"),
+    partition_by=("day",),
+    schema=pa.schema(
+        [
+            _f("day", DAY),
+            _f("track_id", pa.string()),
+            _f("plays", pa.int64()),
+            _f("unique_listeners", pa.int64()),
+            _f("completion_rate", pa.float64(), nullable=True),
+            _f("skip_rate", pa.float64(), nullable=True),
+            _f("votes", pa.int64()),
+            _f("mean_stars", pa.float64(), nullable=True),
+            _f("shares", pa.int64()),
+            _f("listening_s", pa.float64()),
+            _f("computed_at", UTC_TS),
+        ]
+    ),
+)
+
+TRENDING_TRACKS = TableContract(
+    name="trending_tracks",
+    owner="trending_tracks asset",
+    description="Tracks ranked by a time-decayed score of plays, votes and shares.",
+    key=("track_id",),
+    schema=pa.schema(
+        [
+            _f("track_id", pa.string()),
+            _f("rank", pa.int32()),
+            _f("score", pa.float64()),
+            _f("plays", pa.int64()),
+            _f("votes", pa.int64()),
+            _f("shares", pa.int64()),
+            _f("mean_stars", pa.float64(), nullable=True),
+            _f("half_life_h", pa.float64()),
+            _f("computed_at", UTC_TS),
+        ]
+    ),
+)
+
+KPIS_DAILY = TableContract(
+    name="kpis_daily",
+    owner="kpis_daily asset",
+    description="The station's daily KPIs: listeners, listening hours, active users, generation.",
+    key=("day",),
+    partition_by=("day",),
+    schema=pa.schema(
+        [
+            _f("day", DAY),
+            _f("peak_concurrent_listeners", pa.int64()),
+            _f("mean_concurrent_listeners", pa.float64()),
+            _f("listening_hours", pa.float64()),
+            _f("sessions", pa.int64()),
+            _f("dau", pa.int64()),
+            _f("wau", pa.int64()),
+            _f("mau", pa.int64()),
+            _f("new_users", pa.int64()),
+            _f("votes", pa.int64()),
+            _f("shares", pa.int64()),
+            _f("requests", pa.int64()),
+            _f("plays", pa.int64()),
+            _f("aired_hours", pa.float64()),
+            _f("generation_count", pa.int64()),
+            _f("generation_pass_rate", pa.float64(), nullable=True),
+            _f("generation_cpu_s", pa.float64()),
+            _f("generation_gpu_s", pa.float64()),
+            _f("generation_s_per_aired_hour", pa.float64(), nullable=True),
+            _f("conversions", pa.int64()),
+            _f("checkout_conversion_rate", pa.float64(), nullable=True),
+            _f("mrr", pa.float64(), nullable=True),  # once payments record it
+            _f("computed_at", UTC_TS),
+        ]
+    ),
+)
+
+EXPERIMENT_RESULTS = TableContract(
+    name="experiment_results",
+    owner="experiment_results asset",
+    description="Per experiment and variant: exposures, conversions, rate and CI, test, SRM.",
+    key=("experiment_id", "variant"),
+    schema=pa.schema(
+        [
+            _f("experiment_id", pa.string()),
+            _f("variant", pa.string()),
+            _f("is_control", pa.bool_()),
+            _f("metric", pa.string()),
+            _f("weight", pa.float64()),
+            _f("exposures", pa.int64()),
+            _f("conversions", pa.int64()),
+            _f("rate", pa.float64(), nullable=True),
+            _f("mean", pa.float64(), nullable=True),
+            _f("ci_low", pa.float64(), nullable=True),
+            _f("ci_high", pa.float64(), nullable=True),
+            _f("diff", pa.float64(), nullable=True),
+            _f("p_value", pa.float64(), nullable=True),
+            _f("significant", pa.bool_(), nullable=True),
+            _f("srm_p_value", pa.float64(), nullable=True),
+            _f("srm", pa.bool_()),
+            _f("unexposed_conversions", pa.int64()),
+            _f("min_sample", pa.int64()),
+            _f("status", pa.string()),  # not_enough_data, ok, srm
+            _f("computed_at", UTC_TS),
+        ]
+    ),
+)
+
+CONTRACTS.update(
+    {
+        c.name: c
+        for c in (
+            EVENTS,
+            VOTES,
+            LISTENER_SESSIONS,
+            DAILY_TRACK_METRICS,
+            TRENDING_TRACKS,
+            KPIS_DAILY,
+            EXPERIMENT_RESULTS,
+        )
 
 
 # -- recommender and generation plan (issue 12; models/recommend/, assets/ml.py) --

@@ -11,8 +11,10 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -144,7 +146,8 @@ class OutboxEvent(Base):
     __tablename__ = "event_outbox"
     __table_args__ = (Index("ix_event_outbox_drained_at_ts", "drained_at", "ts"),)
 
-    event_id: Mapped[str] = mapped_column(String(36), primary_key=True, default=uuid7)
+    # 64: client-made ids (0002) may be longer than a UUID.
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True, default=uuid7)
     type: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str | None] = mapped_column(String(36), default=None)
     anonymous_id: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -155,3 +158,45 @@ class OutboxEvent(Base):
     ts: Mapped[datetime] = mapped_column(default=utcnow)
     drained_at: Mapped[datetime | None] = mapped_column(default=None)
     request_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Added by 0002 (analytics): the Segment-shaped fields of client events,
+    # and the drain batch that claimed the row (serving/services/outbox.py).
+    event: Mapped[str | None] = mapped_column(String(128), default=None)
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    received_at: Mapped[datetime | None] = mapped_column(default=None)
+    clock_skew_s: Mapped[float | None] = mapped_column(Float, default=None)
+    flags: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    drain_batch: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
+
+
+class OutboxBatch(Base):
+    """One batch the drain took from the outbox (0002): its rows carry the
+    batch number; ``committed_at`` is set once they are in Delta, which
+    marks them all drained (``analytics.drain``)."""
+
+    __tablename__ = "event_outbox_batches"
+
+    batch: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    app_id: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    committed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ExperimentAssignment(Base):
+    """The variant a user or anonymous visitor was first served (0002).
+
+    The variant itself is a pure function of the experiment and the unit
+    (``analytics.experiments``); the row records the first exposure, so
+    its event is written once, and lets a conversion find its exposure.
+    """
+
+    __tablename__ = "experiment_assignments"
+
+    experiment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    anonymous_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    exposure_event_id: Mapped[str] = mapped_column(String(64))
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -33,6 +33,8 @@ class Permission(StrEnum):
     HEALTH_DETAILED = "health:detailed"
     USERS_READ = "users:read"
     USERS_MANAGE = "users:manage"
+    ANALYTICS_READ = "analytics:read"
+    ANALYTICS_DASHBOARD = "analytics:dashboard"
 
 
 P = Permission
@@ -49,6 +51,9 @@ MATRIX: dict[Role, frozenset[Permission]] = {
     | {P.PIPELINE_READ, P.PIPELINE_RUN, P.STREAM_CONTROL, P.QUEUE_MANAGE, P.HEALTH_DETAILED},
     Role.ADMIN: frozenset(Permission),
 }
+# Analytics: analysts read the events and the dashboard, operators the dashboard.
+MATRIX[Role.ANALYST] = MATRIX[Role.ANALYST] | {P.ANALYTICS_READ, P.ANALYTICS_DASHBOARD}
+MATRIX[Role.OPERATOR] = MATRIX[Role.OPERATOR] | {P.ANALYTICS_DASHBOARD}
 
 
 def permissions_for(role: str) -> frozenset[Permission]:
