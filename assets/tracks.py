@@ -58,6 +58,28 @@ def _fmt(value: Any) -> str:
         return "; ".join(map(str, value))
     return str(value)
 
+def _commercial(
+    generator: GeneratorResource,
+    choice: Any,
+    config: GenerationConfig,
+    context: dg.AssetExecutionContext,
+) -> Any:
+    """The choice for sold work: kept if its license allows commercial use,
+    else the commercial fallback, or a failure that says why (refuse)."""
+    from models.provenance import LicenseError, commercial_choice
+
+    try:
+        name = commercial_choice(choice.backend.name, policy=config.license_policy)
+    except LicenseError as exc:
+        raise dg.Failure(description=f"license: {exc}") from exc
+    if name == choice.backend.name:
+        return choice
+    context.log.warning(
+        f"{choice.backend.name} is not licensed for commercial use; this paid request uses {name}"
+    )
+    return generator.choose(name, overrides=config.sampling())
+
+
 
 @dg.asset(
     partitions_def=batch_partitions,
@@ -74,6 +96,8 @@ def generated_tracks(
     """Raw tracks of one batch, generated and stored with what they really are."""
     batch_id = context.partition_key
     lh = lakehouse.open()
+    if config.commercial_only:
+        choice = _commercial(generator, choice, config, context)
     choice = generator.choose(config.backend, overrides=config.sampling())
     backend = choice.backend
     seed = config.resolved_seed(batch_id)

@@ -71,6 +71,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             backend=args.backend,
             bpm=args.bpm,
             prompt=args.prompt,
+            request_id=args.request_id,
+            commercial_only=args.commercial_only,
+            license_policy=args.license_policy,
         )
     except ValidationError as exc:
         raise CliError(_validation_message(exc)) from None
@@ -195,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-id",
         default=None,
         help="partition key of the batch (the API picks one to find its run)",
+    )
+    sp.add_argument("--request-id", default=None, help="the listener request this batch serves")
+    sp.add_argument(
+        "--commercial-only",
+        action="store_true",
+        help="sold work: only a generator whose license allows commercial use",
+    )
+    sp.add_argument(
+        "--license-policy",
+        choices=["fallback", "refuse"],
+        default="fallback",
+        help="with --commercial-only and a non-commercial generator: use a commercial one, or fail",
     )
     sp.set_defaults(func=cmd_generate)
 

@@ -180,7 +180,15 @@ def tracks_row(
         "request_id": request_id,
         "dagster_run_id": dagster_run_id,
         "mlflow_run_id": mlflow_run_id,
+        **_provenance(backend.name),
     }
+
+
+def _provenance(backend_name: str) -> dict[str, Any]:
+    from models.provenance import license_for
+
+    lic = license_for(backend_name)
+    return {"model_license": lic.spdx, "commercial_use": lic.commercial_use}
 
 
 def score_row(job: tuple[dict[str, Any], bytes]) -> dict[str, Any]:

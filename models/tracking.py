@@ -35,6 +35,7 @@ from mlflow.types import ColSpec, Schema
 
 from models.errors import InvalidSpecError, RegistryError
 from models.generation.base import GenerationBackend, TrackSpec
+from models.provenance import LICENSE_TAG, license_tags
 
 GENERATOR_MODEL_NAME = "sonicforge-generator"
 PRODUCTION_ALIAS = "production"
@@ -317,7 +318,11 @@ class GenerationTracking:
             self.model_name,
             source=f"{run.info.artifact_uri}/generator",
             run_id=run_id,
-            tags={"backend": config.backend, "options": _param(config.options)},
+            tags={
+                "backend": config.backend,
+                "options": _param(config.options),
+                **license_tags(config.backend),
+            },
             description=description or config.describe(),
         )
         if alias:
@@ -389,6 +394,8 @@ class GenerationTracking:
                     "version": str(mv.version),
                     "backend": mv.tags.get("backend", "?"),
                     "options": mv.tags.get("options", "{}"),
+                    "license": mv.tags.get(LICENSE_TAG)
+                    or license_tags(mv.tags.get("backend", ""))[LICENSE_TAG],
                     "aliases": sorted(aliases.get(str(mv.version), [])),
                     "description": mv.description or "",
                 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -23,6 +24,10 @@ class GenerationConfig(dg.Config):
     bpm: float | None = Field(default=None, description="Defaults to one chosen per track.")
     prompt: str | None = None
     request_id: str | None = None
+    # Sold work (a paid listener request): only a generator whose license
+    # allows commercial use; a non-commercial choice falls back or fails.
+    commercial_only: bool = False
+    license_policy: Literal["fallback", "refuse"] = "fallback"
     # Sampling of model backends (musicgen, audiocraft); unset, the
     # generator's registered parameters apply.
     guidance_scale: float | None = Field(default=None, ge=1.0, le=20.0)

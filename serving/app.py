@@ -33,10 +33,12 @@ from serving.routes import (
     health,
     pipeline,
     recommendations,
+    billing,
     shares,
     stream,
     tracks,
     users,
+    requests,
     votes,
 )
 from serving.routing import ResourceRouter, include
@@ -131,6 +133,8 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     for module in (stream, votes, tracks, shares, auth, apikeys, users, pipeline):
         include(api, module.router)
     include(api, recommendations.router)
+    for router in (*billing.routers, requests.router):  # payments and track requests
+        include(api, router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from limits import RateLimitItem
 
+from serving.billing.stripe_client import StripeGateway
 from serving.cache import RefreshingCache, TTLCache
 from serving.db.session import Database
 from serving.ratelimit import RateLimiter
@@ -18,6 +19,7 @@ from serving.security.tokens import TokenService
 from serving.services.auth import AuthService
 from serving.services.catalog import TrackCatalog
 from serving.services.dagster import GraphQLLauncher, PipelineLauncher
+from serving.services.requests import RequestTracker
 from serving.services.stream import StationView
 from serving.services.vote_writer import VoteWriter
 from sonicforge.lakehouse import Lakehouse
@@ -73,12 +75,24 @@ class AppContext:
     health_body: bytes | None = None
     principals: TTLCache[Principal] = field(init=False)
     votes: VoteWriter = field(init=False)
+    # Stripe (checkout, portal, webhook signatures) and the follower of
+    # listeners' track requests (serving.billing, serving.services.requests).
+    payments: StripeGateway = field(init=False)
+    requests: RequestTracker = field(init=False)
 
     def __post_init__(self) -> None:
         self.top_cache = RefreshingCache(self.settings.top_tracks_cache_s)
         self.status_cache = RefreshingCache(STREAM_STATUS_CACHE_S, max_entries=4)
         self.principals = TTLCache(PRINCIPAL_CACHE_S, max_entries=10_000)
         self.votes = VoteWriter(self.db)
+        self.payments = StripeGateway(self.settings)
+        self.requests = RequestTracker(
+            db=self.db,
+            settings=self.settings,
+            lakehouse=self.lakehouse,
+            station=self.station,
+            pipeline=lambda: self.pipeline,
+        )
 
     async def start(self) -> None:
         self.db.start_checkpointer()
@@ -90,8 +104,10 @@ class AppContext:
             from sonicforge.redis_urls import async_redis_client
 
             self.redis = async_redis_client(self.settings.redis_url)  # Sentinel URLs too
+        self.requests.start()
 
     async def stop(self) -> None:
+        await self.requests.stop()
         await anyio.to_thread.run_sync(self.votes.stop)
         await self.limiter.close()
         if self.redis is not None:

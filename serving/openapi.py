@@ -18,6 +18,8 @@ TAGS = [
     {"name": "sharing", "description": "Share codes and links for social networks."},
     {"name": "recommendations", "description": "For you, like this track, and trending; each with why."},
     {"name": "pipeline", "description": "Generation runs in Dagster and benchmark figures."},
+    {"name": "billing", "description": "Plans, credit packs, Stripe Checkout and webhooks."},
+    {"name": "requests", "description": "Listeners' track requests, from prompt to air."},
     {"name": "health", "description": "Health, readiness and liveness."},
 ]
 

@@ -157,6 +157,11 @@ class Lakehouse:
         """Rows as a table of exactly the contract's schema, or a clear error."""
         try:
             if isinstance(rows, pa.Table):
+                # A table written before a nullable column joined its
+                # contract reads back with that column all null.
+                for f in c.schema:
+                    if f.name not in rows.column_names and f.nullable:
+                        rows = rows.append_column(f.name, pa.nulls(rows.num_rows, f.type))
                 return rows.select(c.columns).cast(c.schema)
             return pa.Table.from_pylist([dict(r) for r in rows], schema=c.schema)
         except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
@@ -186,7 +191,11 @@ class Lakehouse:
                 self._create(name)
                 dt = self._open(name)
                 assert dt is not None
-            merger = dt.merge(data, predicate, source_alias="s", target_alias="t")
+            # New nullable contract columns are added to an older table's schema.
+            evolve = not set(c.columns) <= {f.name for f in dt.schema().fields}
+            merger = dt.merge(
+                data, predicate, source_alias="s", target_alias="t", merge_schema=evolve
+            )
             if update:
                 merger = merger.when_matched_update_all()
             try:

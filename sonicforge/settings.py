@@ -233,6 +233,85 @@ class Settings(BaseSettings):
     plan_exploration: float = Field(default=0.2, ge=0.0, le=1.0)
     plan_half_life_days: float = Field(default=14.0, gt=0.0, le=365.0)
 
+    # payments (serving/billing): Stripe and paid track requests
+    stripe_api_key: SecretStr | None = None
+    # The endpoint secret (whsec_...) webhook signatures are checked with.
+    stripe_webhook_secret: SecretStr | None = None
+    # Another API base (a Stripe stand-in in tests); unset, api.stripe.com.
+    stripe_api_base: str | None = None
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+    stripe_timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
+    # Stripe's own default: older signatures are refused (replays).
+    stripe_webhook_tolerance_s: int = Field(default=300, ge=1, le=3600)
+    # Plan and credit-pack ids to Stripe price ids, as JSON in the environment:
+    # {"pro": "price_...", "premium": "price_...", "credits_10": "price_..."}.
+    stripe_price_ids: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # Where Checkout sends the buyer back; {CHECKOUT_SESSION_ID} is Stripe's.
+    # Unset: the web player's /billing/success and /billing/cancel.
+    checkout_success_url: str | None = None
+    checkout_cancel_url: str | None = None
+    billing_portal_return_url: str | None = None
+    # A subscription whose invoice failed keeps its plan this long, then drops to Free.
+    billing_grace_period_s: float = Field(default=3 * 24 * 3600.0, ge=0.0, le=60 * 24 * 3600.0)
+    # Track requests: prompt moderation and what a paid request does when the
+    # generator the registry names is not licensed for commercial use.
+    request_prompt_max_chars: int = Field(default=300, ge=10, le=2000)
+    request_block_list: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    request_license_policy: Literal["fallback", "refuse"] = "fallback"
+    # How often the API follows requests in flight (run status, gate, air).
+    request_poll_s: float = Field(default=1.0, gt=0.0, le=60.0)
+
+    @field_validator("request_block_list", mode="before")
+    @classmethod
+    def _parse_block_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [v.strip() for v in text.split(",") if v.strip()]
+        return value
+
+    @field_validator("stripe_price_ids", mode="before")
+    @classmethod
+    def _parse_price_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    "SONICFORGE_STRIPE_PRICE_IDS must be a JSON object of plan or pack ids to "
+                    f'Stripe price ids, e.g. {{"pro": "price_123"}}: {exc}'
+                ) from exc
+        return value
+
+    # recommender (models/recommend/, assets/ml.py, serving/services/recommend.py)
+    recommend_model_name: str = "sonicforge-recommender"
+    recommend_alias: str = "champion"
+    # The new version must beat TopPop and the champion on NDCG@10 by this
+    # relative margin (0.05: 5 % better) to take the alias.
+    recommend_promotion_margin: float = Field(default=0.0, ge=0.0, le=10.0)
+    recommend_test_days: float = Field(default=2.0, gt=0.0, le=60.0)
+    # How often the API asks the registry whether the alias moved.
+    recommend_poll_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    # Interaction weights: a play counts `play` times the share played, a
+    # skip `skip`; stars count `star` per star above (or below) 3.
+    recommend_weight_play: float = 1.0
+    recommend_weight_skip: float = -1.0
+    recommend_weight_star: float = 0.75
+    recommend_weight_upvote: float = 1.5
+    recommend_weight_downvote: float = -1.5
+    recommend_weight_share: float = 2.0
+    recommend_weight_request: float = 3.0
+    # A play under this share of the track counts as a skip.
+    recommend_skip_below: float = Field(default=0.35, ge=0.0, le=1.0)
+    # Demos: listener_interactions also reads the simulator's tables (rows
+    # stay labelled simulated).
+    recommend_include_simulated: bool = False
+    # The generation plan: the share spread evenly over genres, and the
+    # half-life of demand.
+    plan_exploration: float = Field(default=0.2, ge=0.0, le=1.0)
+    plan_half_life_days: float = Field(default=14.0, gt=0.0, le=365.0)
+
     @field_validator("stream_hls_bitrates_kbps", "cors_origins", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:

@@ -101,8 +101,17 @@ class StationState(abc.ABC):
     # -- upcoming queue ---------------------------------------------------
     @abc.abstractmethod
     def enqueue(
-        self, track_id: str, *, source: QueueSource = "request", requested_by: str | None = None
-    ) -> QueueEntry: ...
+        self,
+        track_id: str,
+        *,
+        source: QueueSource = "request",
+        requested_by: str | None = None,
+        request_id: str | None = None,
+        priority: int = 0,
+        display_name: str | None = None,
+    ) -> QueueEntry:
+        """Queue a track. Operators' entries air first, then listeners'
+        requests by ``priority`` (higher first), each in the order queued."""
 
     @abc.abstractmethod
     def remove(self, entry_id: str) -> QueueEntry:
@@ -203,9 +212,24 @@ class InMemoryStationState(StationState):
         self._subscribers: list[_MemorySubscription] = []
 
     def enqueue(
-        self, track_id: str, *, source: QueueSource = "request", requested_by: str | None = None
+        self,
+        track_id: str,
+        *,
+        source: QueueSource = "request",
+        requested_by: str | None = None,
+        request_id: str | None = None,
+        priority: int = 0,
+        display_name: str | None = None,
     ) -> QueueEntry:
-        entry = new_entry(track_id, source, requested_by, self._clock())
+        entry = new_entry(
+            track_id,
+            source,
+            requested_by,
+            self._clock(),
+            request_id=request_id,
+            priority=priority,
+            display_name=display_name,
+        )
         with self._lock:
             self._queue.append(entry)
         return entry

@@ -156,9 +156,24 @@ class RedisStationState(StationState):
 
     # -- upcoming queue ---------------------------------------------------
     def enqueue(
-        self, track_id: str, *, source: QueueSource = "request", requested_by: str | None = None
+        self,
+        track_id: str,
+        *,
+        source: QueueSource = "request",
+        requested_by: str | None = None,
+        request_id: str | None = None,
+        priority: int = 0,
+        display_name: str | None = None,
     ) -> QueueEntry:
-        entry = new_entry(track_id, source, requested_by, self._clock())
+        entry = new_entry(
+            track_id,
+            source,
+            requested_by,
+            self._clock(),
+            request_id=request_id,
+            priority=priority,
+            display_name=display_name,
+        )
         pipe = self._r.pipeline(transaction=True)
         pipe.hset(self._k("queue:entries"), entry.entry_id, _encode(entry))
         pipe.rpush(self._k("queue:order"), entry.entry_id)

@@ -57,6 +57,12 @@ class QueueEntry:
     source: QueueSource
     requested_by: str | None
     added_at: datetime
+    # A listener's paid track request (serving): its id, its plan's
+    # priority among queued requests, and the name shown while it airs
+    # (None unless the listener allowed it).
+    request_id: str | None = None
+    priority: int = 0
+    display_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,10 @@ class NowPlaying:
     play_id: str | None = None
     source: str = "rotation"
     updated_at: datetime | None = None
+    # Set while a listener's request airs: its id, and the requester's
+    # display name if they allowed it to be shown.
+    request_id: str | None = None
+    requested_by: str | None = None
 
     def position_at(self, now: datetime) -> float:
         """The position extrapolated to ``now`` (clients between updates)."""
@@ -149,10 +159,28 @@ def check_source(source: str) -> QueueSource:
     return source  # type: ignore[return-value]
 
 
-def new_entry(track_id: str, source: str, requested_by: str | None, now: datetime) -> QueueEntry:
+def new_entry(
+    track_id: str,
+    source: str,
+    requested_by: str | None,
+    now: datetime,
+    *,
+    request_id: str | None = None,
+    priority: int = 0,
+    display_name: str | None = None,
+) -> QueueEntry:
     if not track_id:
         raise StationStateError("track_id must be a non-empty string")
-    return QueueEntry(uuid.uuid4().hex, track_id, check_source(source), requested_by, now)
+    return QueueEntry(
+        uuid.uuid4().hex,
+        track_id,
+        check_source(source),
+        requested_by,
+        now,
+        request_id=request_id,
+        priority=priority,
+        display_name=display_name,
+    )
 
 
 def listener_expiry(count: int, ttl_s: float, now: datetime) -> datetime:

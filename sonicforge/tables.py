@@ -66,6 +66,11 @@ TRACKS = TableContract(
             _f("request_id", pa.string(), nullable=True),
             _f("dagster_run_id", pa.string(), nullable=True),
             _f("mlflow_run_id", pa.string(), nullable=True),
+            # Provenance: the license of the weights that made the track and
+            # whether it allows commercial use (models/provenance.py). Null
+            # in rows written before these columns existed.
+            _f("model_license", pa.string(), nullable=True),
+            _f("commercial_use", pa.bool_(), nullable=True),
         ]
     ),
 )
@@ -97,6 +102,27 @@ TRACK_SCORES = TableContract(
             _f("reasons", pa.list_(pa.string())),
             _f("scorer_version", pa.string()),
             _f("scored_at", UTC_TS),
+            # Musical judgement (scorer 2): what the audio says, beside the labels.
+            _f("tempo_confidence", pa.float64(), nullable=True),
+            _f("tempo_stability", pa.float64(), nullable=True),
+            _f("key_estimate", pa.string(), nullable=True),
+            _f("key_relation", pa.string(), nullable=True),
+            _f("key_confidence", pa.float64(), nullable=True),
+            _f("key_scale_fit", pa.float64(), nullable=True),
+            _f("tuning_cents", pa.float64(), nullable=True),
+            _f("sections", pa.int64(), nullable=True),
+            _f("section_contrast", pa.float64(), nullable=True),
+            _f("recurrence", pa.float64(), nullable=True),
+            _f("loop_share", pa.float64(), nullable=True),
+            _f("harmonic_change", pa.float64(), nullable=True),
+            _f("kick_every_beat", pa.float64(), nullable=True),
+            _f("swing", pa.float64(), nullable=True),
+            _f("technical_score", pa.float64(), nullable=True),
+            _f("tempo_score", pa.float64(), nullable=True),
+            _f("key_score", pa.float64(), nullable=True),
+            _f("structure_score", pa.float64(), nullable=True),
+            _f("genre_score", pa.float64(), nullable=True),
+            _f("musical_reasons", pa.list_(pa.string()), nullable=True),
         ]
     ),
 )
@@ -370,7 +396,8 @@ CONTRACTS.update(
             KPIS_DAILY,
             EXPERIMENT_RESULTS,
         )
-
+    }
+)
 
 # -- recommender and generation plan (issue 12; models/recommend/, assets/ml.py) --
 LISTENER_INTERACTIONS = TableContract(

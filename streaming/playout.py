@@ -113,6 +113,8 @@ class Playout:
                 play_id=airing.play_id,
                 source=airing.pick.source,
                 updated_at=airing.started_at,
+                request_id=airing.pick.entry.request_id if airing.pick.entry else None,
+                requested_by=airing.pick.entry.display_name if airing.pick.entry else None,
             )
         )
         if self._recorder is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from sonicforge.errors import QueueEntryNotFoundError
 from sonicforge.station import QueueEntry, StationState
 from streaming.catalog import TrackInfo
 from streaming.clock import Clock
@@ -97,8 +98,27 @@ class Scheduler:
         """The next track to air, or ``None`` when nothing at all can."""
         return self._from_queue() or self._from_rotation() or self._from_fallback()
 
+    def _take_queued(self) -> QueueEntry | None:
+        """The queue's next entry: operators' picks first, then listeners'
+        requests by priority (higher first), each in queue order. Taken by
+        ``remove``, which only one taker of an entry wins."""
+        while True:
+            entries = self._station.queue()
+            if not entries:
+                return None
+            order = sorted(
+                range(len(entries)),
+                key=lambda i: (entries[i].source != "operator", -entries[i].priority, i),
+            )
+            if order[0] == 0:
+                return self._station.pop_next()
+            try:
+                return self._station.remove(entries[order[0]].entry_id)
+            except QueueEntryNotFoundError:
+                continue  # taken or removed meanwhile: look again
+
     def _from_queue(self) -> Pick | None:
-        while (entry := self._station.pop_next()) is not None:
+        while (entry := self._take_queued()) is not None:
             track = self._catalog.lookup(entry.track_id)
             if track is None:
                 log.warning("queued track %s has no master; dropped", entry.track_id)

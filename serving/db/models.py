@@ -200,3 +200,129 @@ class ExperimentAssignment(Base):
     anonymous_id: Mapped[str | None] = mapped_column(String(64), default=None)
     exposure_event_id: Mapped[str] = mapped_column(String(64))
     assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- payments (0003): billing accounts, subscriptions, credits, webhooks, requests --
+
+
+class BillingAccount(Base):
+    """A user's Stripe customer and credit balance.
+
+    The row is also the user's spending lock: reserving quota or a credit
+    updates it first, so concurrent requests of one user run one at a time
+    (a row lock on PostgreSQL, the write lock on SQLite).
+    """
+
+    __tablename__ = "billing_accounts"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    # The sum of the user's credit entries, kept with them in one transaction.
+    credit_balance: Mapped[int] = mapped_column(Integer, default=0)
+    lock_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BillingSubscription(Base):
+    """A Stripe subscription as the webhooks last reported it."""
+
+    __tablename__ = "billing_subscriptions"
+    __table_args__ = (Index("ix_billing_subscriptions_user_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # sub_...
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    plan: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    current_period_end: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    past_due_since: Mapped[datetime | None] = mapped_column(default=None)
+    canceled_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When Stripe made the state stored here (the event's time): an older
+    # event never overwrites a newer state.
+    state_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CheckoutSession(Base):
+    """A Stripe Checkout Session this API created."""
+
+    __tablename__ = "checkout_sessions"
+    __table_args__ = (Index("ix_checkout_sessions_payment_intent", "payment_intent"),)
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # cs_...
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(16))  # subscription, payment
+    item: Mapped[str] = mapped_column(String(32))  # plan or credit pack id
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    payment_intent: Mapped[str | None] = mapped_column(String(255), default=None)
+    amount_total: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CreditEntry(Base):
+    """One change of a user's credits; ``ref`` makes each change happen once
+    (a purchase per checkout session, a spend and a refund per request)."""
+
+    __tablename__ = "credit_entries"
+    __table_args__ = (Index("ix_credit_entries_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    delta: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # purchase, spend, refund, chargeback
+    ref: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StripeEvent(Base):
+    """A webhook event applied: recorded in the transaction of its effect."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # evt_...
+    type: Mapped[str] = mapped_column(String(128))
+    created: Mapped[datetime] = mapped_column()
+    outcome: Mapped[str] = mapped_column(String(32))  # applied, stale, ignored
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrackRequest(Base):
+    """A listener's track request, from prompt to air."""
+
+    __tablename__ = "track_requests"
+    __table_args__ = (
+        Index("ix_track_requests_user_id_created_at", "user_id", "created_at"),
+        Index("ix_track_requests_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=uuid7)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    prompt: Mapped[str] = mapped_column(String(2000))
+    genre: Mapped[str] = mapped_column(String(64))
+    duration_s: Mapped[float] = mapped_column(Float)
+    bpm: Mapped[float | None] = mapped_column(Float, default=None)
+    mood: Mapped[str | None] = mapped_column(String(64), default=None)
+    plan: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    charge: Mapped[str] = mapped_column(String(16))  # quota, credit
+    paid: Mapped[bool] = mapped_column(Boolean, default=False)
+    generator: Mapped[str | None] = mapped_column(String(32), default=None)
+    show_name: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    reason: Mapped[str | None] = mapped_column(String(1000), default=None)
+    batch_id: Mapped[str] = mapped_column(String(64), unique=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    track_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    queue_entry_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    expected_air_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    aired_at: Mapped[datetime | None] = mapped_column(default=None)
+    refunded_at: Mapped[datetime | None] = mapped_column(default=None)

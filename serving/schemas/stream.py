@@ -19,6 +19,12 @@ class NowPlayingPublic(Schema):
     position_s: float = Field(ge=0, examples=[42.5])
     duration_s: float = Field(ge=0, examples=[180.0])
     source: str = Field(examples=["rotation"])
+    requested_by: str | None = Field(
+        default=None,
+        description="The requester's display name while a listener's request airs, if they "
+        "allowed it to be shown.",
+        examples=["Ada"],
+    )
 
 
 class OutputPublic(Schema):

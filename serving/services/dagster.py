@@ -9,6 +9,7 @@ run config of ``GenerationConfig`` (``ops.generated_tracks.config``).
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,11 +66,13 @@ def new_batch_id(now: datetime | None = None) -> str:
     return ids.new_batch_id(now)
 
 
-def run_config(data: PipelineRunCreate) -> dict[str, Any]:
+def run_config(data: PipelineRunCreate, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The generation job's run config. Every step runs in the run's own
     process, as the air-feed sensor's runs do: a subprocess per step would
-    load the pipeline again for each of the four assets and their checks."""
-    config = data.model_dump(exclude_none=True)
+    load the pipeline again for each of the four assets and their checks.
+    ``extra`` adds GenerationConfig fields the public schema does not carry
+    (a listener request's id and license rule)."""
+    config = {**data.model_dump(exclude_none=True), **(extra or {})}
     return {
         "ops": {"generated_tracks": {"config": config}},
         # Under k8s_job_executor every step is its own Job: MusicGen on a GPU node.
@@ -92,7 +95,16 @@ class PipelineLauncher(abc.ABC):
     mode: RunMode
 
     @abc.abstractmethod
-    async def launch(self, data: PipelineRunCreate, *, requested_by: str) -> PipelineRunPublic: ...
+    async def launch(
+        self,
+        data: PipelineRunCreate,
+        *,
+        requested_by: str,
+        batch_id: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> PipelineRunPublic:
+        """Add a dynamic partition (``batch_id``, or a new batch id) and
+        launch the generation job for it; ``config`` as in ``run_config``."""
 
     @abc.abstractmethod
     async def run(self, run_id: str) -> PipelineRunPublic: ...
@@ -144,8 +156,15 @@ class GraphQLLauncher(PipelineLauncher):
             )
         return dict(body["data"])
 
-    async def launch(self, data: PipelineRunCreate, *, requested_by: str) -> PipelineRunPublic:
-        batch_id = new_batch_id()
+    async def launch(
+        self,
+        data: PipelineRunCreate,
+        *,
+        requested_by: str,
+        batch_id: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> PipelineRunPublic:
+        batch_id = batch_id or new_batch_id()
         added = (
             await self._call(
                 ADD_PARTITION,
@@ -160,7 +179,7 @@ class GraphQLLauncher(PipelineLauncher):
             raise UpstreamError(f"Dagster did not add the batch partition: {added.get('message')}")
         params = {
             "selector": {**self.repository_selector, "jobName": JOB_NAME},
-            "runConfigData": run_config(data),
+            "runConfigData": run_config(data, config),
             "executionMetadata": {
                 "tags": [
                     {"key": PARTITION_TAG, "value": batch_id},

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,9 @@ class EmbeddedLauncher(PipelineLauncher):
         env.update(telemetry.trace_env())  # the run joins the request's trace
         return env
 
-    def argv(self, data: PipelineRunCreate, batch_id: str) -> list[str]:
+    def argv(
+        self, data: PipelineRunCreate, batch_id: str, config: Mapping[str, Any] | None = None
+    ) -> list[str]:
         argv = [sys.executable, "-m", "cli.main", "generate", "--batch-id", batch_id]
         argv += ["--count", str(data.count), "--duration", repr(data.duration_s)]
         for genre in data.genres:
@@ -79,15 +82,26 @@ class EmbeddedLauncher(PipelineLauncher):
         ):
             if value is not None:
                 argv += [flag, str(value)]
+        extra = dict(config or {})
+        if extra.get("request_id"):
+            argv += ["--request-id", str(extra["request_id"])]
+        if extra.get("commercial_only"):
+            argv += [
+                "--commercial-only",
+                "--license-policy",
+                str(extra.get("license_policy", "fallback")),
+            ]
         return argv
 
-    def _start(self, data: PipelineRunCreate, batch_id: str) -> subprocess.Popen[bytes]:
+    def _start(
+        self, data: PipelineRunCreate, batch_id: str, config: Mapping[str, Any] | None = None
+    ) -> subprocess.Popen[bytes]:
         logs = self.settings.var_dir / "pipeline"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{batch_id}.log", "wb") as log:
             # A session of its own: the run goes on if this API worker stops.
             proc = subprocess.Popen(
-                self.argv(data, batch_id),
+                self.argv(data, batch_id, config),
                 cwd=PROJECT_ROOT,
                 env=self._env(),
                 stdin=subprocess.DEVNULL,
@@ -133,11 +147,18 @@ class EmbeddedLauncher(PipelineLauncher):
             ended_at=utc_from_timestamp(record.end_time),
         )
 
-    async def launch(self, data: PipelineRunCreate, *, requested_by: str) -> PipelineRunPublic:
-        batch_id = new_batch_id()
+    async def launch(
+        self,
+        data: PipelineRunCreate,
+        *,
+        requested_by: str,
+        batch_id: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> PipelineRunPublic:
+        batch_id = batch_id or new_batch_id()
 
         def work() -> PipelineRunPublic:
-            proc = self._start(data, batch_id)
+            proc = self._start(data, batch_id, config)
             return self._public(self._find_run(batch_id, proc))
 
         return await anyio.to_thread.run_sync(work)

@@ -78,6 +78,7 @@ def stream_status(view: StationView, now: datetime | None = None) -> StreamStatu
             position_s=round(np.position_at(now), 3) if state == "on_air" else np.position_s,
             duration_s=np.duration_s,
             source=np.source,
+            requested_by=np.requested_by,
         ),
         listeners=sum(view.listeners.values()),
         uptime_s=round(uptime, 3) if uptime is not None else None,

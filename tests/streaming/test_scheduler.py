@@ -83,14 +83,31 @@ def test_small_rotation_plays_the_longest_unplayed_instead_of_stalling() -> None
 
 
 def test_queue_goes_first_and_skips_unknown_tracks() -> None:
+    # Operators' picks air before listeners' requests (issue 11), whatever
+    # the order they were queued in; a request for an unknown track is dropped.
     sched, station, _clock = make(FakeCatalog([info("a"), info("b")]))
     station.enqueue("nope", requested_by="u1")
     station.enqueue("b", requested_by="u1")
     station.enqueue("a", source="operator")
     first, second = sched.next(), sched.next()
-    assert first is not None and (first.track.track_id, first.source) == ("b", "request")
-    assert second is not None and (second.track.track_id, second.source) == ("a", "operator")
+    assert first is not None and (first.track.track_id, first.source) == ("a", "operator")
+    assert second is not None and (second.track.track_id, second.source) == ("b", "request")
     assert station.queue() == []
+
+
+def test_requests_air_by_plan_priority_then_in_order() -> None:
+    sched, station, _clock = make(FakeCatalog([info("a"), info("b"), info("c"), info("d")]))
+    station.enqueue("a", requested_by="u1", priority=0, request_id="r1")
+    station.enqueue("b", requested_by="u2", priority=2, request_id="r2")
+    station.enqueue("c", requested_by="u3", priority=2, request_id="r3")
+    station.enqueue("d", source="operator")
+    picks = [sched.next() for _ in range(5)]
+    assert [(p.track.track_id, p.source) for p in picks if p][:4] == [
+        ("d", "operator"), ("b", "request"), ("c", "request"), ("a", "request"),
+    ]  # fmt: skip
+    assert picks[1] is not None and picks[1].entry is not None
+    assert picks[1].entry.request_id == "r2"
+    assert picks[4] is not None and picks[4].source == "rotation"
 
 
 def test_empty_rotation_replays_the_fallback_in_score_order() -> None:
