@@ -1,14 +1,16 @@
-"""Spectral features and tempo from one short-time Fourier transform.
+"""Spectral features from one short-time Fourier transform.
 
 Everything here works on the mono downmix at the source rate: one STFT
 (1024-point Hann frames, a 10 ms hop) feeds the spectral centroid, the
-spectral flatness and the spectral-flux onset envelope the tempo is read
-from. A 180 s track is about 18,000 frames, well under 0.1 s on one core.
+spectral flatness, octave-band powers per frame, and the spectral-flux
+onset envelopes (all bins, and kick / snare / hat bands) that tempo and
+rhythm are read from (``models.musicality``). A 180 s track is about
+18,000 frames, about 0.1 s on one core.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -39,15 +41,29 @@ MIN_ONSET_STRENGTH = 0.01
 _EDGE_S = 0.5
 
 
+#: Centre frequencies of the octave bands of the tonal-balance curve and
+#: the timbre features (ISO 266 octaves, 31.5 Hz .. 16 kHz).
+OCTAVE_CENTRES_HZ = (31.5, 63.0, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
+#: Bands of the per-instrument onset envelopes: kick, snare/clap, hats.
+ONSET_BANDS_HZ = {"kick": (30.0, 150.0), "snare": (1000.0, 5000.0), "hats": (6000.0, 16000.0)}
+
+
 @dataclass(frozen=True)
 class SpectralFeatures:
     """Mean spectral centroid (Hz) and flatness (0 tonal .. 1 white noise)
-    over the non-silent frames, and the spectral-flux onset envelope."""
+    over the non-silent frames, and the spectral-flux onset envelope.
+
+    ``band_frames`` holds each frame's power (mean square) in the octave
+    bands of ``OCTAVE_CENTRES_HZ``; ``band_onsets`` the onset envelope of
+    each band of ``ONSET_BANDS_HZ`` (kick, snare, hats), on the same frames.
+    """
 
     centroid_hz: float
     flatness: float
     onset_envelope: np.ndarray  # one value per frame, >= 0
     frames_per_s: float
+    band_frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 10), np.float32))
+    band_onsets: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=8)
@@ -78,6 +94,13 @@ def spectral_features(audio: np.ndarray, sample_rate: int) -> SpectralFeatures:
     flux_gain = _FLUX_COMPRESSION * (_FLUX_REFERENCE_RMS / rms) ** 2 if rms > 1e-7 else 0.0
 
     count = frames.shape[0]
+    band_matrix = _band_matrix(freqs, OCTAVE_CENTRES_HZ) * np.float32(to_mean_square)
+    onset_bins = {
+        name: (int(np.searchsorted(freqs, lo)), int(np.searchsorted(freqs, hi)))
+        for name, (lo, hi) in ONSET_BANDS_HZ.items()
+    }
+    band_frames = np.empty((count, len(OCTAVE_CENTRES_HZ)), dtype=np.float32)
+    band_flux = {name: np.zeros(count, dtype=np.float32) for name in onset_bins}
     power_sum = np.empty(count, dtype=np.float64)
     centroid_num = np.empty(count, dtype=np.float64)
     flatness = np.empty(count, dtype=np.float64)
@@ -88,6 +111,7 @@ def spectral_features(audio: np.ndarray, sample_rate: int) -> SpectralFeatures:
         spectrum = scipy.fft.rfft(frames[start:stop] * win, axis=-1, workers=1)
         power = spectrum.real * spectrum.real + spectrum.imag * spectrum.imag
         power_sum[start:stop] = power.sum(axis=1)
+        band_frames[start:stop] = power.astype(np.float32) @ band_matrix
         centroid_num[start:stop] = power @ freqs
         log_power = np.log(power + _POWER_EPS)
         flatness[start:stop] = np.exp(log_power.mean(axis=1)) / (power.mean(axis=1) + _POWER_EPS)
@@ -96,8 +120,10 @@ def spectral_features(audio: np.ndarray, sample_rate: int) -> SpectralFeatures:
             compressed_all = np.vstack([previous, compressed])
         else:
             compressed_all = np.vstack([compressed[:1], compressed])
-        rise = np.diff(compressed_all, axis=0)
-        flux[start:stop] = np.maximum(rise, 0.0).sum(axis=1)
+        rise = np.maximum(np.diff(compressed_all, axis=0), 0.0)
+        flux[start:stop] = rise.sum(axis=1)
+        for name, (lo, hi) in onset_bins.items():
+            band_flux[name][start:stop] = rise[:, lo:hi].sum(axis=1)
         previous = compressed[-1:]
 
     loud = power_sum * to_mean_square >= _SILENT_FRAME_POWER
@@ -108,10 +134,22 @@ def spectral_features(audio: np.ndarray, sample_rate: int) -> SpectralFeatures:
         centroid, flat = 0.0, 0.0
     # Onsets stand out from a 1 s moving average; half-wave rectified.
     onset = np.maximum(flux - uniform_filter1d(flux, size=_FRAMES_PER_S), 0.0)
-    return SpectralFeatures(centroid, flat, onset, sample_rate / hop)
+    band_onsets = {
+        name: np.maximum(f - uniform_filter1d(f, size=_FRAMES_PER_S), 0.0)
+        for name, f in band_flux.items()
+    }
+    return SpectralFeatures(centroid, flat, onset, sample_rate / hop, band_frames, band_onsets)
 
 
-def _tempo_scores(onset: np.ndarray, frames_per_s: float) -> tuple[np.ndarray, np.ndarray]:
+def _band_matrix(freqs: np.ndarray, centres: tuple[float, ...]) -> np.ndarray:
+    """(bins, bands) 0/1 matrix: which rfft bins fall in each octave band."""
+    out = np.zeros((freqs.size, len(centres)), dtype=np.float32)
+    for j, c in enumerate(centres):
+        out[:, j] = (freqs >= c / np.sqrt(2.0)) & (freqs < c * np.sqrt(2.0))
+    return out
+
+
+def tempo_spectrum(onset: np.ndarray, frames_per_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Every candidate bpm on a 0.05 BPM grid over [60, 200] and its score:
     the onset envelope's spectrum summed at the beat frequency and its
     first harmonics (a Fourier tempogram of the whole track).
@@ -133,27 +171,3 @@ def _tempo_scores(onset: np.ndarray, frames_per_s: float) -> tuple[np.ndarray, n
     bins = np.arange(magnitude.shape[0])
     scores = sum(np.interp(k * beat_hz / bin_hz, bins, magnitude) for k in range(1, _HARMONICS + 1))
     return bpms, np.asarray(scores, dtype=np.float64)
-
-
-def estimate_tempo(features: SpectralFeatures, *, intended_bpm: float) -> float:
-    """The tempo in BPM, or 0.0 when no beat is found (onsets weaker than
-    ``MIN_ONSET_STRENGTH`` on average, or no candidate standing
-    ``MIN_BEAT_SALIENCE`` times above the average candidate).
-
-    The best-scoring tempo over [60, 200] BPM is ambiguous by octaves (a
-    beat at 120 BPM also repeats every 2 beats, 60 BPM; half-time drum and
-    bass reads as 87 for 174), so of the best tempo times 1/2, 1 and 2 the
-    one nearest ``intended_bpm`` (on a log scale) is returned. A wrong tempo
-    is still caught: 120 BPM measured for 170 intended is 29 % off.
-    """
-    # The file's own start and end (a cut or a fade) are not beats.
-    edge = int(_EDGE_S * features.frames_per_s)
-    onset = features.onset_envelope[edge:-edge]
-    if onset.size == 0 or onset.mean() < MIN_ONSET_STRENGTH:
-        return 0.0
-    bpms, scores = _tempo_scores(onset, features.frames_per_s)
-    if not np.any(scores > 0.0) or scores.max() < MIN_BEAT_SALIENCE * scores.mean():
-        return 0.0
-    best = float(bpms[int(np.argmax(scores))])
-    octaves = (best / 2.0, best, best * 2.0)
-    return float(min(octaves, key=lambda b: abs(np.log(b / intended_bpm))))

@@ -200,6 +200,8 @@ def score_row(job: tuple[dict[str, Any], bytes]) -> dict[str, Any]:
         data,
         intended_bpm=bpm if bpm > 0 else None,
         expected_duration_s=track.get("requested_duration_s"),
+        genre=track.get("genre"),
+        musical_key=_scorable_key(track.get("musical_key")),
     )
     return {
         **score.to_row(),
@@ -322,6 +324,33 @@ def mastered_row(
     }
 
 
+#: The rotation weight doubles every ``WEIGHT_DOUBLING_POINTS`` of quality
+#: score, from 1.0 at ``WEIGHT_PIVOT_SCORE``, held within ``WEIGHT_RANGE``.
+WEIGHT_PIVOT_SCORE = 80.0
+WEIGHT_DOUBLING_POINTS = 6.0
+WEIGHT_RANGE = (0.1, 8.0)
+
+
 def rotation_weight(quality_score: float) -> float:
-    """Better tracks air more often; every passing track keeps a fair chance."""
-    return round(0.5 + max(0.0, min(quality_score, 100.0)) / 100.0, 4)
+    """Better tracks air more often: the weight doubles every 6 points of
+    quality score (1.0 at 80), so a track 9 points better (the 10th to the
+    90th percentile of a normal batch) is picked about 2.8x as often; it is
+    held within [0.1, 8], so every passing track keeps a chance to air and
+    no single track takes over the air. See ``tests/models/test_scoring.py``
+    for the simulated day through the streamer's scheduler."""
+    q = max(0.0, min(float(quality_score), 100.0))
+    weight = 2.0 ** ((q - WEIGHT_PIVOT_SCORE) / WEIGHT_DOUBLING_POINTS)
+    return round(min(max(weight, WEIGHT_RANGE[0]), WEIGHT_RANGE[1]), 4)
+
+
+def _scorable_key(text: object) -> str | None:
+    """The labelled key if the scorer can read it (model backends may label
+    none, or a free-text key), else None: an unreadable label is not judged."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    from models.generation.procedural.theory import parse_key
+
+    try:
+        return parse_key(text).name
+    except ValueError:
+        return None

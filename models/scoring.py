@@ -1,17 +1,26 @@
-"""Objective quality scoring of raw tracks: measurements, gates, a 0–100 score.
+"""Quality scoring of raw tracks: technical gates and musical judgement.
 
-``score_audio`` measures one track (loudness, true peak, loudness range,
-clipping, silence, DC, non-finite samples, tempo, spectral balance, stereo
-phase), fails it on hard gates with human-readable reasons and folds the
-measures into ``quality_score``. Every threshold and weight lives in
-``ScoreThresholds``. Every figure is finite: silence reads as floors
-(-70 LUFS, -120 dBTP), never ``-inf``.
+``score_audio`` measures one track. The technical QC (loudness, true peak,
+clipping, silence, DC, non-finite samples, noise, stereo phase) stays a set
+of hard gates with human-readable ``reasons``. The musical part
+(``models.musicality``) measures tempo honestly (blind to the intended bpm;
+octave-equivalent comparison), the key against the label, the form
+(sections, contrast, recurrence, literal loops) and the fit to the genre's
+target (tempo range, drum pattern, tonal balance, harmonic rhythm, loudness
+range, mono lows, width, onset density). Its shortfalls are written to
+``musical_reasons``; a few gross ones (a literal loop, a detuned track, no
+beat where one is intended) are gates too.
+
+``quality_score`` (0–100) is the weighted sum of five parts: technical 22,
+tempo 10, key 12, structure 20, genre fit 36. Every threshold and weight
+lives in ``ScoreThresholds``. Every figure is finite: silence reads as
+floors (-70 LUFS, -120 dBTP), never ``-inf``.
 
 ``score_bytes`` decodes first; undecodable bytes give a failed score, not an
 exception, so one broken track does not stop a batch.
 
 Budget: at least 100x real time on one core (a 180 s stereo 44.1 kHz track
-in under 1.8 s); see ``bench/audio_dsp.py``.
+in under 1.8 s); see ``bench/audio_dsp.py`` and ``bench/music.py``.
 """
 
 from __future__ import annotations
@@ -24,10 +33,13 @@ import numpy as np
 
 from models.audio_io import as_float32_audio, decode_audio
 from models.errors import AudioDecodeError
-from models.features import estimate_tempo, spectral_features
+from models.features import spectral_features
 from models.loudness import LUFS_FLOOR, TRUE_PEAK_FLOOR_DBTP, measure_loudness, to_dbtp, true_peak
+from models.musicality.analysis import MusicalAnalysis, analyse
+from models.musicality.judge import Judgement, judge
+from models.musicality.tempo import octave_equivalent_error
 
-SCORER_VERSION = "scorer-1.0.0"
+SCORER_VERSION = "scorer-2.0.0"
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,8 @@ class ScoreThresholds:
     min_duration_fraction: float = 0.9
     min_stereo_correlation: float = -0.2
     min_quality_score: float = 50.0
+    #: The most a track that fails a technical gate can score.
+    broken_cap: float = 40.0
     #: Broadband noise (white noise reads 0.56) is not music, whatever else
     #: it measures well on.
     max_spectral_flatness: float = 0.45
@@ -59,30 +73,32 @@ class ScoreThresholds:
     min_clip_run: int = 3
     silence_block_s: float = 0.05
     silence_dbfs: float = -60.0
+    #: A track whose every moment repeats the one a loop-length earlier
+    #: (within 1 dB in each octave band) for this share of its length is one
+    #: loop, not a piece of music (tracks of 45 s and more).
+    max_loop_share: float = 0.8
+    #: Partials this far off the A440 grid do not play the labelled key.
+    max_tuning_cents: float = 30.0
     # Sub-score ranges.
     lufs_ok: tuple[float, float] = (-30.0, -8.0)
     lufs_zero: tuple[float, float] = (-50.0, 0.0)
     silence_ok: float = 0.05
-    lra_ok: tuple[float, float] = (2.0, 15.0)
-    lra_zero: tuple[float, float] = (0.0, 30.0)
-    tempo_error_ok: float = 0.01
-    tempo_error_zero: float = 0.08
-    centroid_ok_hz: tuple[float, float] = (300.0, 4000.0)
-    centroid_zero_hz: tuple[float, float] = (60.0, 10000.0)  # judged on a log scale
     flatness_ok: float = 0.3
     flatness_zero: float = 0.6  # white noise reads 0.56
     dc_ok: float = 0.002
-    # Weights (sum 100).
-    w_loudness: float = 10.0
-    w_clipping: float = 15.0
-    w_silence: float = 15.0
-    w_dynamics: float = 5.0
-    w_tempo: float = 15.0
-    w_centroid: float = 15.0
-    w_flatness: float = 15.0
-    w_stereo: float = 5.0
-    w_dc: float = 2.5
-    w_integrity: float = 2.5
+    # Weights (sum 100): the technical part (22) ...
+    w_loudness: float = 3.0
+    w_clipping: float = 5.0
+    w_silence: float = 4.0
+    w_flatness: float = 5.0
+    w_stereo: float = 2.0
+    w_dc: float = 1.5
+    w_integrity: float = 1.5
+    # ... and the musical parts (78).
+    w_tempo: float = 10.0
+    w_key: float = 12.0
+    w_structure: float = 20.0
+    w_genre: float = 36.0
 
     def __post_init__(self) -> None:
         total = sum(getattr(self, f.name) for f in fields(self) if f.name.startswith("w_"))
@@ -98,8 +114,11 @@ class TrackScore:
     """The measurements of one track and the gate's verdict.
 
     All floats are finite. Units: LUFS, dBTP, LU, ratios in 0..1, DC as a
-    sample value, BPM, Hz, Pearson correlation in -1..1, seconds. Tempo
-    figures are 0.0 when no tempo was intended (beatless tracks).
+    sample value, BPM, Hz, Pearson correlation in -1..1, seconds, cents.
+    ``tempo_bpm_est`` is the blind estimate (0.0 when no beat is found);
+    ``tempo_error`` its octave-equivalent relative error against the
+    intended tempo (0.0 when none was intended). ``*_score`` are the parts
+    of ``quality_score``, each 0–100 of its own part.
     """
 
     integrated_lufs: float
@@ -118,11 +137,32 @@ class TrackScore:
     quality_score: float
     passed: bool
     reasons: list[str] = field(default_factory=list)
+    tempo_confidence: float = 0.0
+    tempo_stability: float = 0.0
+    key_estimate: str = ""
+    key_relation: str = "unlabelled"
+    key_confidence: float = 0.0
+    key_scale_fit: float = 0.0
+    tuning_cents: float = 0.0
+    sections: int = 0
+    section_contrast: float = 0.0
+    recurrence: float = 0.0
+    loop_share: float = 0.0
+    harmonic_change: float = 0.0
+    kick_every_beat: float = 0.0
+    swing: float = 0.5
+    technical_score: float = 0.0
+    tempo_score: float = 0.0
+    key_score: float = 0.0
+    structure_score: float = 0.0
+    genre_score: float = 0.0
+    musical_reasons: list[str] = field(default_factory=list)
 
     def to_row(self) -> dict[str, Any]:
         """A ``track_scores`` row without the ids and the scorer stamp."""
         row = asdict(self)
         row["reasons"] = list(self.reasons)
+        row["musical_reasons"] = list(self.musical_reasons)
         return row
 
 
@@ -191,25 +231,67 @@ def _check_bpm(intended_bpm: float | None) -> float | None:
     return float(intended_bpm)
 
 
+def _check_key(label_key: str | None) -> str | None:
+    if not label_key:
+        return None
+    from models.generation.procedural.theory import parse_key
+
+    try:
+        return parse_key(label_key).name
+    except ValueError as exc:  # InvalidSpecError says what keys are allowed
+        raise ValueError(f"value {label_key!r} for 'musical_key': {exc}") from None
+
+
+def _musical(
+    x: np.ndarray,
+    sample_rate: int,
+    spectral: Any,
+    *,
+    genre: str | None,
+    bpm: float | None,
+    label_key: str | None,
+    lra_lu: float,
+) -> tuple[MusicalAnalysis, Judgement]:
+    from models.musicality.genre import TARGETS
+
+    canonical = genre
+    if genre is not None and genre not in TARGETS:
+        from models.generation.procedural.genres import normalize_genre
+
+        try:
+            canonical = normalize_genre(genre)
+        except ValueError:
+            canonical = None  # a genre with no target is judged on generic measures
+    analysis = analyse(x, sample_rate, spectral, genre=canonical, label_key=label_key)
+    return analysis, judge(
+        analysis, genre=canonical, intended_bpm=bpm, label_key=label_key, lra_lu=lra_lu
+    )
+
+
 def score_audio(
     audio: np.ndarray,
     sample_rate: int,
     *,
     intended_bpm: float | None,
     expected_duration_s: float | None = None,
+    genre: str | None = None,
+    musical_key: str | None = None,
     thresholds: ScoreThresholds = DEFAULT_THRESHOLDS,
 ) -> TrackScore:
-    """Measure and gate one track, float ``(channels, samples)`` audio.
+    """Measure, judge and gate one track, float ``(channels, samples)`` audio.
 
-    ``intended_bpm`` None or 0 (beatless ambient) skips the tempo check and
-    reports tempo figures of 0.0. Tempo is octave-ambiguous: of the measured
-    tempo times 1/2, 1 and 2, the one nearest ``intended_bpm`` is reported
-    (``models.features.estimate_tempo``); no beat at all is a 100 % error.
+    ``intended_bpm`` None or 0 (beatless ambient) skips the tempo check.
+    The tempo is estimated blind; it is compared with ``intended_bpm``
+    octave-equivalently (87 measured for 174 intended is no error), see
+    ``models.musicality.tempo``. ``genre`` (a canonical name or alias)
+    selects the genre target, ``musical_key`` (e.g. "A minor") the key the
+    chroma is held to; without them those measures read neutral.
     ``expected_duration_s`` enables the truncation check. NaN and inf
     samples are counted, then zeroed before anything else is measured.
     """
     t = thresholds
     bpm = _check_bpm(intended_bpm)
+    label_key = _check_key(musical_key)
     x = as_float32_audio(audio)
     if x.shape[1] == 0:
         return failed_score("empty audio: 0 samples")
@@ -228,28 +310,54 @@ def score_audio(
     dc_offset = float(dc_means[int(np.argmax(np.abs(dc_means)))])
     correlation = _stereo_correlation(x)
     spectral = spectral_features(x, sample_rate)
-    tempo_est = tempo_error = 0.0
+    analysis, verdict = _musical(
+        x,
+        sample_rate,
+        spectral,
+        genre=genre,
+        bpm=bpm,
+        label_key=label_key,
+        lra_lu=loudness.loudness_range_lu,
+    )
+    tempo_est = analysis.tempo.bpm
+    tempo_error = 0.0
     if bpm is not None:
-        tempo_est = round(estimate_tempo(spectral, intended_bpm=bpm), 2)
-        tempo_error = abs(tempo_est - bpm) / bpm if tempo_est > 0 else 1.0
+        tempo_error, _ = octave_equivalent_error(tempo_est, bpm)
 
-    sub = {
+    technical = {
         "loudness": _band(loudness.integrated_lufs, t.lufs_ok, t.lufs_zero),
         "clipping": _ramp(clipping_ratio, 0.0, t.max_clipping_ratio),
         "silence": _ramp(silence, t.silence_ok, t.max_silence_ratio),
-        "dynamics": _band(loudness.loudness_range_lu, t.lra_ok, t.lra_zero),
-        "tempo": 1.0 if bpm is None else _ramp(tempo_error, t.tempo_error_ok, t.tempo_error_zero),
-        "centroid": _band(
-            math.log(max(spectral.centroid_hz, 1.0)),
-            (math.log(t.centroid_ok_hz[0]), math.log(t.centroid_ok_hz[1])),
-            (math.log(t.centroid_zero_hz[0]), math.log(t.centroid_zero_hz[1])),
-        ),
         "flatness": _ramp(spectral.flatness, t.flatness_ok, t.flatness_zero),
         "stereo": _ramp(correlation, 0.0, t.min_stereo_correlation),
         "dc": _ramp(abs(dc_offset), t.dc_ok, t.max_abs_dc_offset),
         "integrity": 1.0 if nonfinite_ratio == 0.0 else 0.0,
     }
-    quality = round(sum(getattr(t, f"w_{k}") * v for k, v in sub.items()), 2)
+    technical_weight = sum(getattr(t, f"w_{k}") for k in technical)
+    technical_part = sum(getattr(t, f"w_{k}") * v for k, v in technical.items()) / technical_weight
+    parts = {
+        "tempo": verdict.tempo.score,
+        "key": verdict.key.score,
+        "structure": verdict.structure.score,
+        "genre": verdict.genre.score,
+    }
+    quality = technical_weight * technical_part + sum(
+        getattr(t, f"w_{k}") * v for k, v in parts.items()
+    )
+    # Broken audio is not good music, however its musical measures read: a
+    # track that fails a technical gate scores at most ``broken_cap``.
+    broken = (
+        silence > t.max_silence_ratio
+        or loudness.integrated_lufs < t.min_integrated_lufs
+        or clipping_ratio > t.max_clipping_ratio
+        or nonfinite_ratio > 0.0
+        or abs(dc_offset) > t.max_abs_dc_offset
+        or correlation < t.min_stereo_correlation
+        or spectral.flatness > t.max_spectral_flatness
+    )
+    if broken:
+        quality = min(quality, t.broken_cap)
+    quality = round(quality, 2)
 
     reasons: list[str] = []
     if silence > t.max_silence_ratio:
@@ -276,7 +384,7 @@ def score_audio(
     elif bpm is not None and tempo_error > t.max_tempo_error:
         reasons.append(
             f"tempo: measured {tempo_est:.1f} BPM for {bpm:.1f} BPM intended, "
-            f"{tempo_error:.1%} off (allowed ≤ {t.max_tempo_error:.0%})"
+            f"{tempo_error:.1%} off at the nearest octave (allowed ≤ {t.max_tempo_error:.0%})"
         )
     if expected_duration_s and duration_s < t.min_duration_fraction * expected_duration_s:
         reasons.append(
@@ -292,6 +400,22 @@ def score_audio(
             f"noise: spectral flatness {spectral.flatness:.2f} reads as noise, not music "
             f"(allowed ≤ {t.max_spectral_flatness})"
         )
+    structure = analysis.structure
+    if duration_s >= 45.0 and structure.loop_share > t.max_loop_share:
+        reasons.append(
+            f"loop: {structure.loop_share:.0%} of the track repeats itself exactly every "
+            f"{structure.loop_s:.1f} s (allowed ≤ {t.max_loop_share:.0%})"
+        )
+    key = analysis.key
+    if label_key and key.tuning_strength >= 0.15 and abs(key.tuning_cents) > t.max_tuning_cents:
+        reasons.append(
+            f"detuned: partials sit {key.tuning_cents:+.0f} cents off A440, so {label_key} is "
+            f"not what plays (allowed ±{t.max_tuning_cents:g} cents)"
+        )
+    # A literal loop or a detuned track is not what it claims to be: the
+    # same cap as broken audio.
+    if any(r.startswith(("loop:", "detuned:")) for r in reasons):
+        quality = min(quality, t.broken_cap)
     if quality < t.min_quality_score:
         reasons.append(f"quality score {quality:.1f} (allowed ≥ {t.min_quality_score:g})")
 
@@ -312,6 +436,26 @@ def score_audio(
         quality_score=quality,
         passed=not reasons,
         reasons=reasons,
+        tempo_confidence=analysis.tempo.confidence,
+        tempo_stability=analysis.tempo.stability,
+        key_estimate=key.key,
+        key_relation=key.label_relation,
+        key_confidence=key.confidence,
+        key_scale_fit=key.scale_fit,
+        tuning_cents=key.tuning_cents,
+        sections=structure.sections,
+        section_contrast=structure.contrast,
+        recurrence=structure.recurrence,
+        loop_share=structure.loop_share,
+        harmonic_change=structure.harmonic_change,
+        kick_every_beat=analysis.pattern.kick_every_beat,
+        swing=analysis.pattern.swing,
+        technical_score=round(100.0 * technical_part, 2),
+        tempo_score=round(100.0 * parts["tempo"], 2),
+        key_score=round(100.0 * parts["key"], 2),
+        structure_score=round(100.0 * parts["structure"], 2),
+        genre_score=round(100.0 * parts["genre"], 2),
+        musical_reasons=verdict.reasons,
     )
 
 
@@ -347,6 +491,8 @@ def score_bytes(
     *,
     intended_bpm: float | None,
     expected_duration_s: float | None = None,
+    genre: str | None = None,
+    musical_key: str | None = None,
     thresholds: ScoreThresholds = DEFAULT_THRESHOLDS,
 ) -> TrackScore:
     """Decode and score one encoded track (WAV, FLAC, MP3, OGG).
@@ -363,5 +509,7 @@ def score_bytes(
         sample_rate,
         intended_bpm=intended_bpm,
         expected_duration_s=expected_duration_s,
+        genre=genre,
+        musical_key=musical_key,
         thresholds=thresholds,
     )

@@ -4,6 +4,7 @@ no model weights, deterministic in the seed, far faster than real time."""
 from __future__ import annotations
 
 from models.generation.procedural.backend import MODEL_NAME, MODEL_VERSION, ProceduralBackend
+from models.generation.procedural.composer import Variant
 from models.generation.procedural.genres import (
     GENRE_BPM_RANGES,
     SUPPORTED_GENRES,
@@ -17,6 +18,7 @@ __all__ = [
     "MODEL_VERSION",
     "SUPPORTED_GENRES",
     "ProceduralBackend",
+    "Variant",
     "normalize_genre",
     "parse_key",
 ]

@@ -118,9 +118,23 @@ def _stage(stages: tuple[tuple[str, ...], ...], bar_in: int, bars: int, phrase: 
     return set(stages[idx])
 
 
-def plan_arrangement(style: GenreStyle, n_bars: int, rng: np.random.Generator) -> Arrangement:
-    """Plan every bar of a track of ``n_bars`` bars."""
+def plan_arrangement(
+    style: GenreStyle,
+    n_bars: int,
+    rng: np.random.Generator,
+    *,
+    flatten: bool = False,
+    mute: frozenset[str] = frozenset(),
+) -> Arrangement:
+    """Plan every bar of a track of ``n_bars`` bars.
+
+    ``flatten`` plays the main section from start to end (no intro, build,
+    breakdown or outro) and ``mute`` drops layers everywhere: the degraded
+    copies the score's A/B test compares against the real arrangement.
+    """
     sections, phrase = plan_sections(style, n_bars)
+    if flatten:
+        sections = [Section("main", 0, n_bars)]
     bars: list[Bar] = []
     main_count = 0
     for si, sec in enumerate(sections):
@@ -141,6 +155,7 @@ def plan_arrangement(style: GenreStyle, n_bars: int, rng: np.random.Generator) -
             else:
                 rot = style.rotate[(main_count + j // phrase) % len(style.rotate)]
                 layers = set(style.main) | set(rot)
+            layers -= mute
             index = sec.start_bar + j
             last_of_phrase = (j % phrase == phrase - 1) or j == sec.bars - 1
             has_drums = "kick" in layers or "snare" in layers

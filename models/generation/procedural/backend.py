@@ -10,7 +10,7 @@ import numpy as np
 
 from models.errors import InvalidSpecError
 from models.generation.base import GeneratedTrack, GenerationBackend, TrackSpec
-from models.generation.procedural.composer import PEAK_DBFS, RenderedTrack, render
+from models.generation.procedural.composer import NORMAL, PEAK_DBFS, RenderedTrack, Variant, render
 from models.generation.procedural.genres import GenreStyle, normalize_genre, style_for
 from models.generation.procedural.theory import SCALES, Key, key_from_parts, parse_key
 
@@ -137,6 +137,19 @@ class ProceduralBackend(GenerationBackend):
         self, specs: Sequence[TrackSpec], *, duration_s: float, seed: int
     ) -> list[GeneratedTrack]:
         """One track per spec; track ``i`` uses seed ``seed + i``."""
+        return self.generate_variant(specs, duration_s=duration_s, seed=seed, variant=NORMAL)
+
+    def generate_variant(
+        self,
+        specs: Sequence[TrackSpec],
+        *,
+        duration_s: float,
+        seed: int,
+        variant: Variant,
+    ) -> list[GeneratedTrack]:
+        """``generate`` with a deliberate change (``composer.Variant``): the
+        same tracks with layers muted, the arrangement flattened or the
+        tuning moved, and the same labels, for testing the score."""
         duration = _check_duration(duration_s)
         if seed < 0:
             raise InvalidSpecError(f"value {seed} for 'seed' is out of range [0, 2**63)")
@@ -156,7 +169,13 @@ class ProceduralBackend(GenerationBackend):
         tracks = []
         for i, (spec, style, bpm, key) in enumerate(plans):
             rendered = render(
-                style, bpm=bpm, key=key, duration_s=duration, seed=seed + i, sr=self.sample_rate
+                style,
+                bpm=bpm,
+                key=key,
+                duration_s=duration,
+                seed=seed + i,
+                sr=self.sample_rate,
+                variant=variant,
             )
             tracks.append(self._track(spec, style, rendered, seed + i))
         return tracks

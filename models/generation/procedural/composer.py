@@ -15,6 +15,7 @@ from models.generation.procedural.drum_layers import render_drums
 from models.generation.procedural.genres import GenreStyle
 from models.generation.procedural.grid import Grid
 from models.generation.procedural.oscillators import padsynth
+from models.generation.procedural.presets import draw_preset
 from models.generation.procedural.theory import Chord, Key, consonant_degrees, progression
 from models.generation.procedural.tonal_layers import (
     render_arp,
@@ -26,6 +27,20 @@ from models.generation.procedural.tonal_layers import (
 
 PEAK_DBFS = -6.0
 _RELEASED = np.zeros((2, 0), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A deliberately changed rendering of a seed, for calibration and A/B
+    tests of the score: layers muted, the arrangement flattened to its main
+    section, or the whole track detuned (cents off A440)."""
+
+    mute: frozenset[str] = frozenset()
+    flatten: bool = False
+    tuning_cents: float = 0.0
+
+
+NORMAL = Variant()
 
 
 @dataclass
@@ -49,7 +64,14 @@ def _choose(rng: np.random.Generator, options: tuple[str, ...] | list[str]) -> s
 
 
 def _build_context(
-    style: GenreStyle, *, bpm: float, key: Key, duration_s: float, seed: int, sr: int
+    style: GenreStyle,
+    *,
+    bpm: float,
+    key: Key,
+    duration_s: float,
+    seed: int,
+    sr: int,
+    variant: Variant = NORMAL,
 ) -> TrackContext:
     rng = np.random.Generator(np.random.PCG64(seed))
     progs = style.progressions_minor if key.is_minor else style.progressions_major
@@ -64,7 +86,13 @@ def _build_context(
         rng=np.random.Generator(np.random.PCG64([seed, 11])),
     )
     n_bars = max(1, int(duration_s / grid.bar_s + 1e-9))
-    arrangement = plan_arrangement(style, n_bars, np.random.Generator(np.random.PCG64([seed, 12])))
+    arrangement = plan_arrangement(
+        style,
+        n_bars,
+        np.random.Generator(np.random.PCG64([seed, 12])),
+        flatten=variant.flatten,
+        mute=variant.mute,
+    )
     choices = {
         "chords": _choose(rng, style.chord_sounds),
         "chord_pattern": str(int(rng.integers(len(style.chord_patterns)))),
@@ -84,6 +112,8 @@ def _build_context(
         bars_per_chord=bars_per_chord,
         arrangement=arrangement,
         choices=choices,
+        tuning_cents=variant.tuning_cents,
+        preset=draw_preset(style, np.random.Generator(np.random.PCG64([seed, 13]))),
     )
 
 
@@ -91,6 +121,7 @@ def _audible_layers(ctx: TrackContext, layers: frozenset[str] | set[str]) -> lis
     silent = {"chords"} if ctx.choices["chords"] == "none" else set()
     silent |= {"pad"} if ctx.style.pad_sound == "none" else set()
     silent |= {"arp"} if not ctx.style.arp else set()
+    silent |= {"break"} if not ctx.style.breaks else set()
     drums = {p.layer for p in ctx.style.drums}
     silent |= {x for x in ("kick", "snare", "hats", "open_hats", "perc") if x not in drums}
     return sorted(set(layers) - silent)
@@ -100,6 +131,26 @@ def _section_span(ctx: TrackContext, start_bar: int, bars: int) -> slice:
     a = ctx.grid.sample(ctx.grid.time(start_bar, 0))
     b = ctx.grid.sample(ctx.grid.time(start_bar + bars, 0))
     return slice(min(a, ctx.n), min(b, ctx.n))
+
+
+def _crossfaded(bus: np.ndarray, span: slice, processed: np.ndarray, sr: int) -> None:
+    """Write ``processed`` over ``bus[:, span]`` with 10 ms crossfades in and
+    out, so a filter's fresh state never makes a step (a click) at the edges."""
+    k = min(int(0.01 * sr), processed.shape[-1] // 2)
+    ramp = np.linspace(0.0, 1.0, k, dtype=np.float32)
+    dry = bus[:, span]
+    processed[:, :k] = dry[:, :k] + ramp * (processed[:, :k] - dry[:, :k])
+    processed[:, -k:] = processed[:, -k:] + ramp * (dry[:, -k:] - processed[:, -k:])
+    bus[:, span] = processed
+
+
+def _dip(x: np.ndarray, low_hz: float, *, sr: int) -> np.ndarray:
+    """A low-pass move over ``x``: closing from 14 kHz to ``low_hz`` and
+    opening again, the DJ's filter ride over a phrase."""
+    half = x.shape[-1] // 2
+    down = fx.sweep_filter(x[:, :half], "lowpass", 14000.0, low_hz, sr=sr, block=4096)
+    up = fx.sweep_filter(x[:, half:], "lowpass", low_hz, 14000.0, sr=sr, block=4096)
+    return np.concatenate([down, up], axis=1)
 
 
 def _automate(ctx: TrackContext, buses: Buses) -> None:
@@ -113,20 +164,39 @@ def _automate(ctx: TrackContext, buses: Buses) -> None:
             # Builds open a low-pass on the music: the tension before the drop.
             for bus in (buses.pump, buses.lead):
                 swept = fx.sweep_filter(bus[:, span], "lowpass", 400.0, 14000.0, sr=sr, block=4096)
-                # 10 ms crossfades in and out, so the filter's fresh state
-                # never makes a step (a click) at the section edges.
-                k = min(int(0.01 * sr), swept.shape[-1] // 2)
-                ramp = np.linspace(0.0, 1.0, k, dtype=np.float32)
-                dry = bus[:, span]
-                swept[:, :k] = dry[:, :k] + ramp * (swept[:, :k] - dry[:, :k])
-                swept[:, -k:] = swept[:, -k:] + ramp * (dry[:, -k:] - swept[:, -k:])
-                bus[:, span] = swept
+                _crossfaded(bus, span, swept, sr)
+        if sec.name == "intro" and style.lowpass_hz is not None:
+            # Lo-fi intros come in as if through a small speaker.
+            for bus in (buses.pump, buses.lead):
+                _crossfaded(bus, span, fx.filt(bus[:, span], "lowpass", 1100.0, sr=sr), sr)
         if sec.name == "breakdown" and not style.beatless:
             # Without kick and bass the music carries the breakdown; ride it
             # up so the section does not sound like a hole.
             lift = _lift_curve(span.stop - span.start, sr=sr, gain=1.6)
             buses.pump[:, span] *= lift
             buses.lead[:, span] *= lift
+        if sec.name == "main" and style.filter_moves and sec.bars >= 16:
+            # One phrase of each long main gets a filter ride: a new idea
+            # that is not a new part.
+            rng = ctx.sub_rng(1201, sec.start_bar)
+            phrase = 8 * int(rng.integers(1, sec.bars // 8))
+            move = _section_span(ctx, sec.start_bar + phrase - 8, 8)
+            low = float(rng.uniform(700.0, 1800.0))
+            for bus in (buses.pump, buses.lead):
+                _crossfaded(bus, move, _dip(bus[:, move], low, sr=sr), sr)
+
+
+def _drift(x: np.ndarray, *, sr: int, rng: np.random.Generator, depth: float) -> None:
+    """Slow stereo movement in place: the image leans left and right over
+    20-40 s (a constant-power pan of the whole bus)."""
+    n = x.shape[-1]
+    t = np.arange(n, dtype=np.float32) / np.float32(sr)
+    pos = np.float32(depth) * np.sin(
+        np.float32(2 * np.pi / rng.uniform(20.0, 40.0)) * t + np.float32(rng.uniform(0, 6))
+    )
+    angle = (pos + np.float32(1.0)) * np.float32(np.pi / 4)
+    x[0] *= np.cos(angle) * np.float32(np.sqrt(2.0))
+    x[1] *= np.sin(angle) * np.float32(np.sqrt(2.0))
 
 
 def _mono_send(buses: Buses, gains: dict[str, float]) -> np.ndarray:
@@ -145,12 +215,15 @@ def _mix(ctx: TrackContext, buses: Buses) -> np.ndarray:
     style, sr, n = ctx.style, ctx.sr, ctx.n
     beat = ctx.grid.beat_s
     _automate(ctx, buses)
+    if style.stereo_drift:
+        _drift(buses.pump, sr=sr, rng=ctx.sub_rng(1301), depth=0.35)
+        _drift(buses.lead, sr=sr, rng=ctx.sub_rng(1302), depth=0.6)
     delay_send = max(style.delay_sends.values(), default=0.0)
     if delay_send > 0:
         fx.add_delay(
             buses.lead,
             delay_samples=round(style.delay_beats * beat * sr),
-            feedback=0.45,
+            feedback=ctx.preset.delay_feedback if ctx.preset else 0.45,
             send=delay_send,
         )
     sends = {
@@ -173,7 +246,8 @@ def _mix(ctx: TrackContext, buses: Buses) -> np.ndarray:
     for name in ("bass", "pump", "lead"):
         mix += getattr(buses, name)
         setattr(buses, name, _RELEASED)
-    ir = fx.reverb_ir(sr, style.reverb_s, 5000.0 if style.beatless else 6500.0, 0.02)
+    reverb_s = round(style.reverb_s * (ctx.preset.reverb if ctx.preset else 1.0), 1)
+    ir = fx.reverb_ir(sr, reverb_s, 5000.0 if style.beatless else 6500.0, 0.02)
     wet = fx.reverb(send, ir, sr=sr)
     del send
     wet *= np.float32(style.reverb_return)
@@ -230,10 +304,19 @@ def _wind(n: int, *, sr: int, rng: np.random.Generator, level: float) -> np.ndar
 
 
 def render(
-    style: GenreStyle, *, bpm: float, key: Key, duration_s: float, seed: int, sr: int = 44100
+    style: GenreStyle,
+    *,
+    bpm: float,
+    key: Key,
+    duration_s: float,
+    seed: int,
+    sr: int = 44100,
+    variant: Variant = NORMAL,
 ) -> RenderedTrack:
     """Render ``duration_s`` seconds of ``style`` at ``bpm`` in ``key`` (deterministic in ``seed``)."""
-    ctx = _build_context(style, bpm=bpm, key=key, duration_s=duration_s, seed=seed, sr=sr)
+    ctx = _build_context(
+        style, bpm=bpm, key=key, duration_s=duration_s, seed=seed, sr=sr, variant=variant
+    )
     buses = Buses.empty(ctx.n)
     render_drums(ctx, buses)
     render_bass(ctx, buses)

@@ -11,7 +11,8 @@ import numpy as np
 from models.generation.procedural.arrangement import Arrangement, Bar
 from models.generation.procedural.genres import GenreStyle
 from models.generation.procedural.grid import Grid
-from models.generation.procedural.theory import Chord, Key
+from models.generation.procedural.presets import Preset
+from models.generation.procedural.theory import Chord, Key, midi_to_hz
 
 
 @dataclass
@@ -49,7 +50,15 @@ class TrackContext:
     bars_per_chord: int
     arrangement: Arrangement
     choices: dict[str, str] = field(default_factory=dict)
+    #: Offset of the tuning reference from A440, in cents (0: standard pitch).
+    tuning_cents: float = 0.0
+    #: Sound-design parameters drawn per track (``presets.draw_preset``).
+    preset: Preset | None = None
     _notes: dict[tuple[object, ...], np.ndarray] = field(default_factory=dict)
+
+    def hz(self, midi: float) -> float:
+        """The frequency of a MIDI note at this track's tuning."""
+        return midi_to_hz(midi) * 2.0 ** (self.tuning_cents / 1200.0)
 
     def chord_index(self, bar: int) -> int:
         return (bar // self.bars_per_chord) % len(self.chords)

@@ -63,7 +63,7 @@ def render_drums(ctx: TrackContext, buses: Buses) -> None:
     style, grid = ctx.style, ctx.grid
     if not style.drums:
         return
-    kit = drums.DrumSet(style.kit, sr=ctx.sr, seed=ctx.seed)
+    kit = drums.DrumSet(ctx.preset.kit if ctx.preset else style.kit, sr=ctx.sr, seed=ctx.seed)
     rng = ctx.sub_rng(101)
     hits: dict[tuple[str, int], list[tuple[int, float]]] = defaultdict(list)
     counters: dict[str, int] = defaultdict(int)
@@ -107,7 +107,87 @@ def render_drums(ctx: TrackContext, buses: Buses) -> None:
                     buses.bass, rumble, [(p, g * 0.28 * style.kit.rumble) for p, g in placed]
                 )
     buses.kick_positions.sort()
+    _reverse_cymbals(ctx, buses, kit)
     _risers(ctx, buses)
+    if style.breaks:
+        render_break(ctx, buses, kit)
+
+
+# A one-bar break in the manner of the classic funk breaks drum & bass is cut
+# from: (sound, 16th step, velocity).
+_BREAK = (
+    ("kick", 0, 1.0), ("hat", 0, 0.6), ("hat", 2, 0.5), ("kick", 2, 0.7),
+    ("snare", 4, 1.0), ("hat", 4, 0.5), ("hat", 6, 0.5), ("snare", 7, 0.35),
+    ("hat", 8, 0.6), ("snare", 9, 0.4), ("kick", 10, 0.9), ("kick", 11, 0.6),
+    ("snare", 12, 1.0), ("hat", 12, 0.5), ("hat", 14, 0.5), ("snare", 15, 0.35),
+)  # fmt: skip
+
+
+def _break_loop(ctx: TrackContext, kit: drums.DrumSet) -> np.ndarray:
+    """One bar of the break, played dry into its own buffer (2, bar)."""
+    grid = ctx.grid
+    n = grid.samples(16)
+    loop = np.zeros((2, n + ctx.sr), dtype=np.float32)
+    for k, (sound, step, vel) in enumerate(_BREAK):
+        drums.place(loop, kit.get(sound, k % 2), [(grid.samples(step) if step else 0, vel)])
+    # The break's own tail wraps onto its start, as a sampled loop does.
+    loop[:, : ctx.sr] += loop[:, n : n + ctx.sr]
+    return loop[:, :n]
+
+
+def _chop_order(rng: np.random.Generator, bar: Bar) -> list[tuple[int, bool]]:
+    """Which of the eight 8th-note slices plays in each slot, and whether it
+    plays reversed: mostly the break as it is, a few slices swapped or
+    repeated (a stutter), a reversed slice at a phrase end."""
+    order = list(range(8))
+    for _ in range(int(rng.integers(0, 3))):
+        i, j = (int(v) for v in rng.integers(0, 8, size=2))
+        order[i], order[j] = order[j], order[i]
+    if rng.random() < 0.3:
+        i = int(rng.integers(4, 8))
+        order[i] = order[i - 1]  # stutter
+    rev = [False] * 8
+    if bar.phrase_end:
+        rev[7] = True
+    return list(zip(order, rev, strict=True))
+
+
+def render_break(ctx: TrackContext, buses: Buses, kit: drums.DrumSet) -> None:
+    """Drum & bass chopped breaks: the break loop cut into 8th-note slices
+    and re-sequenced per bar (``_chop_order``), under the two-step."""
+    bars = ctx.bars_with("break")
+    if not bars:
+        return
+    grid = ctx.grid
+    loop = _break_loop(ctx, kit)
+    slice_len = loop.shape[-1] // 8
+    fade = np.ones(slice_len, dtype=np.float32)
+    k = min(int(0.003 * ctx.sr), slice_len // 4)
+    fade[:k] = np.linspace(0.0, 1.0, k)
+    fade[-k:] = np.linspace(1.0, 0.0, k)
+    rng = ctx.sub_rng(103)
+    gain = 0.42
+    for bar in bars:
+        if bar.dropout:
+            continue
+        for slot, (src, reverse) in enumerate(_chop_order(rng, bar)):
+            piece = loop[:, src * slice_len : (src + 1) * slice_len]
+            if reverse:
+                piece = piece[:, ::-1]
+            start = grid.sample(grid.time(bar.index, 2 * slot))
+            drums.place(buses.dry, piece * fade, [(start, gain * grid.velocity(1.0, 0.05))])
+
+
+def _reverse_cymbals(ctx: TrackContext, buses: Buses, kit: drums.DrumSet) -> None:
+    """A reversed crash swelling into each section turn that lands on a crash."""
+    grid = ctx.grid
+    crash = kit.get("crash")
+    length = min(crash.shape[-1], grid.samples(16))
+    swell = np.ascontiguousarray(crash[:, :length][:, ::-1])
+    for bar in ctx.arrangement.bars:
+        if bar.index > 0 and bar.bar_in_section == 0 and (bar.drop or bar.crash):
+            end = grid.sample(grid.time(bar.index, 0))
+            drums.place(buses.dry, swell, [(end - length, 0.16)])
 
 
 def _risers(ctx: TrackContext, buses: Buses) -> None:

@@ -72,6 +72,14 @@ class GenreStyle:
     sweep_builds: bool = True
     halftime_patterns: dict[str, str] = field(default_factory=dict)
     reverb_return: float = 0.6
+    #: A 16th-note gate on the pads in builds and mains (trance gate).
+    pad_gate: str = ""
+    #: A breakbeat loop chopped and re-sequenced bar by bar (the "break" layer).
+    breaks: bool = False
+    #: Slow stereo movement of pads and leads (ambient).
+    stereo_drift: bool = False
+    #: A low-pass filter move over one eight-bar phrase in four of the mains.
+    filter_moves: bool = False
 
 
 FOUR = "X---X---X---X---"
@@ -130,6 +138,7 @@ HOUSE = GenreStyle(
     breakdown=("chords", "pad", "lead", "perc"),
     outro=(("kick", "hats", "open_hats", "snare", "perc", "bass"), ("kick", "hats")),
     words=("four-on-the-floor", "punchy kick", "claps on 2 and 4", "shuffling hats", "groovy"),
+    filter_moves=True,
 )
 
 TECHNO = GenreStyle(
@@ -194,6 +203,7 @@ TECHNO = GenreStyle(
     outro=(("kick", "hats", "open_hats", "perc", "bass"), ("kick", "hats")),
     words=("driving four-on-the-floor", "rumbling kick", "hypnotic", "dark", "metallic hats"),
     reverb_return=0.85,
+    filter_moves=True,
 )
 
 TRANCE = GenreStyle(
@@ -233,11 +243,13 @@ TRANCE = GenreStyle(
     intro=(("kick", "hats", "open_hats"), ("kick", "hats", "open_hats", "snare", "bass", "arp")),
     build=("kick", "hats", "open_hats", "snare", "bass", "arp", "chords"),
     main=("kick", "hats", "open_hats", "snare", "bass", "arp", "chords", "lead"),
-    rotate=((), ("pad",)),
+    rotate=(("pad",), (), ("pad",)),
     breakdown=("pad", "lead", "chords"),
     outro=(("kick", "hats", "open_hats", "snare", "bass", "arp"), ("kick", "hats")),
     words=("uplifting", "four-on-the-floor", "16th-note arpeggios", "big reverb", "euphoric"),
     roll_in_builds=True,
+    pad_gate="x-xxx-x-xx-x-xxx",
+    filter_moves=True,
 )
 
 DRUM_AND_BASS = GenreStyle(
@@ -309,12 +321,13 @@ DRUM_AND_BASS = GenreStyle(
     ),
     build=("kick", "snare", "hats", "perc", "pad", "chords"),
     main=("kick", "snare", "hats", "perc", "bass", "pad"),
-    rotate=(("chords",), ("lead",), ("chords", "lead"), ()),
+    rotate=(("chords", "break"), ("lead",), ("chords", "lead", "break"), ("break",)),
     breakdown=("kick", "snare", "hats", "pad", "chords", "lead"),
     outro=(("kick", "snare", "hats", "perc", "bass", "pad"), ("hats", "pad")),
-    words=("two-step breakbeat", "fast hats", "deep sub", "atmospheric", "liquid"),
+    words=("two-step breakbeat", "chopped breaks", "fast hats", "reese bass", "atmospheric"),
     halftime_breakdown=True,
     halftime_patterns={"kick": "X-------------x-", "snare": "--------X-------"},
+    breaks=True,
 )
 
 LOFI_HIP_HOP = GenreStyle(
@@ -356,7 +369,7 @@ LOFI_HIP_HOP = GenreStyle(
     pad_sound="none",
     lead_sounds=("piano", "rhodes"),
     arp=False,
-    sidechain=0.0,
+    sidechain=0.25,
     reverb_s=1.6,
     sends={"chords": 0.25, "lead": 0.35},
     delay_beats=0.75,
@@ -368,9 +381,9 @@ LOFI_HIP_HOP = GenreStyle(
     build=("chords", "texture", "kick", "hats", "bass"),
     main=("kick", "snare", "hats", "bass", "chords", "texture"),
     rotate=((), ("lead",), ("lead", "perc"), ("perc",)),
-    breakdown=("chords", "texture", "lead", "bass"),
+    breakdown=("chords", "texture", "lead"),
     outro=(("chords", "texture", "hats", "bass"), ("chords", "texture")),
-    words=("dusty boom-bap drums", "swung hats", "mellow", "vinyl crackle", "relaxing"),
+    words=("dusty boom-bap drums", "swung hats", "mellow", "vinyl crackle", "tape wobble"),
     dropouts=True,
     lowpass_hz=(4500.0, 7000.0),
     crackle=True,
@@ -416,6 +429,7 @@ AMBIENT = GenreStyle(
     beatless=True,
     sweep_builds=False,
     reverb_return=0.9,
+    stereo_drift=True,
 )
 
 STYLES: dict[str, GenreStyle] = {

@@ -114,20 +114,33 @@ def acid(
     resonance: float,
     accent: bool,
     square: bool = False,
+    glide_to: float | None = None,
 ) -> np.ndarray:
     """A 303-style note: saw (or square) through a resonant 18 dB/oct low-pass
-    whose envelope snaps down from ``cutoff_hz`` times the accent boost."""
-    release = int(0.01 * sr)
+    whose envelope snaps down from ``cutoff_hz`` times the accent boost.
+
+    ``glide_to``: a slide; the pitch glides to that frequency over the
+    note's last 60 ms and the note is held into the next one (legato)."""
+    release = int(0.01 * sr) if glide_to is None else int(0.02 * sr)
     n = gate + release
     hop = 64
     t = _frame_times(n, hop=hop, sr=sr)
+    freq: float | np.ndarray = f0
+    top = f0
+    if glide_to is not None:
+        k = min(int(0.06 * sr), gate)
+        curve = np.full(n, f0, dtype=np.float64)
+        curve[gate - k : gate] = f0 * (glide_to / f0) ** np.linspace(0.0, 1.0, k)
+        curve[gate:] = glide_to
+        freq, top = curve, max(f0, glide_to)
     env_amt = 3.5 if accent else 1.8
     cutoffs = cutoff_hz * (1.0 + env_amt * np.exp(-t / (0.09 if accent else 0.16)))
     cutoffs = np.minimum(cutoffs, 0.4 * sr)
     q = resonance * (1.3 if accent else 1.0)
     shape = "square" if square else "saw"
-    tables = _filtered_frames(shape, f0, n, sr=sr, cutoffs=cutoffs, q=q, order=3.0)
-    x = wavetable(tables, f0, n, sr=sr, hop=hop)
+    # Harmonics for the highest pitch the note reaches: no aliasing on a slide up.
+    tables = _filtered_frames(shape, top, n, sr=sr, cutoffs=cutoffs, q=q, order=3.0)
+    x = wavetable(tables, freq, n, sr=sr, hop=hop)
     env = adsr(gate, release, sr=sr, attack_s=0.002, decay_s=0.25, sustain=0.5)
     gain = 1.25 if accent else 1.0
     return _stereo(fx.saturate(gain * x * env / max(1.0, q * 0.35), 1.8))

@@ -19,6 +19,7 @@ class Note:
     length: int
     velocity: float
     accent: bool = False
+    slide: bool = False  # 303 slide: glide into the next note, no retrigger
 
 
 _ARP_ORDERS = (
@@ -92,6 +93,42 @@ def vary_motif(motif: Motif, rng: np.random.Generator, *, amount: int) -> Motif:
     return Motif(motif.steps, motif.lengths, tuple(degrees))
 
 
+def sequence(motif: Motif, steps: int) -> Motif:
+    """The motif moved ``steps`` scale degrees up or down (a sequence)."""
+    return Motif(
+        motif.steps, motif.lengths, tuple(int(np.clip(d + steps, -3, 10)) for d in motif.degrees)
+    )
+
+
+def invert(motif: Motif) -> Motif:
+    """The motif mirrored around its first degree (melodic inversion),
+    ending back on a stable degree."""
+    axis = motif.degrees[0]
+    degrees = [int(np.clip(2 * axis - d, -3, 10)) for d in motif.degrees]
+    degrees[-1] = axis
+    return Motif(motif.steps, motif.lengths, tuple(degrees))
+
+
+def develop(motif: Motif, rng: np.random.Generator, *, phrases: int) -> list[list[Motif]]:
+    """``phrases`` eight-bar phrases of four two-bar motifs each: the motif
+    stated, answered and developed by repetition, variation, sequence and
+    inversion, so every eight bars the line says something new while the
+    motif stays recognisable."""
+    answer = vary_motif(motif, rng, amount=2)
+    contrast = vary_motif(motif, rng, amount=4)
+    up = int(rng.choice([1, 2, -1]))
+    forms = [
+        [motif, answer, motif, contrast],
+        [motif, sequence(motif, up), answer, contrast],
+        [invert(motif), answer, sequence(motif, -up), motif],
+        [motif, answer, sequence(answer, up), invert(contrast)],
+    ]
+    out = [forms[0]]
+    for i in range(1, phrases):
+        out.append(forms[1 + (i - 1) % (len(forms) - 1)] if i % 4 else forms[0])
+    return out
+
+
 def realise(
     motif: Motif,
     *,
@@ -137,8 +174,14 @@ def acid_riff(rng: np.random.Generator) -> list[Note]:
         length = 2 if rng.random() < 0.2 and step < 15 else 1
         interval = 0 if step == 0 else int(rng.choice(_ACID_INTERVALS))
         accent = bool(rng.random() < 0.3)
-        notes.append(Note(step, interval, length, 1.0 if accent else 0.75, accent))
+        slide = bool(rng.random() < 0.25)
+        notes.append(Note(step, interval, length, 1.0 if accent else 0.75, accent, slide))
         step += length
+    # A slide needs a next note to slide into, right after it.
+    for i, n in enumerate(notes):
+        nxt = notes[i + 1] if i + 1 < len(notes) else None
+        if n.slide and (nxt is None or nxt.step != n.step + n.length or nxt.midi == n.midi):
+            notes[i] = Note(n.step, n.midi, n.length, n.velocity, n.accent, False)
     return notes
 
 
@@ -148,9 +191,15 @@ def mutate_riff(riff: list[Note], rng: np.random.Generator) -> list[Note]:
     for _ in range(2):
         i = int(rng.integers(len(notes)))
         n = notes[i]
+        if i == 0:
+            continue  # the downbeat stays on the root
         notes[i] = Note(
             n.step, int(rng.choice(_ACID_INTERVALS)), n.length, n.velocity, not n.accent
         )
+    for i, n in enumerate(notes):  # slides only into a different next note
+        nxt = notes[i + 1] if i + 1 < len(notes) else None
+        if n.slide and (nxt is None or nxt.step != n.step + n.length or nxt.midi == n.midi):
+            notes[i] = Note(n.step, n.midi, n.length, n.velocity, n.accent, False)
     return notes
 
 

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Callable
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from models.generation.procedural import instruments as ins
 from models.generation.procedural import melody
@@ -17,7 +18,7 @@ from models.generation.procedural.arrangement import Bar
 from models.generation.procedural.context import Buses, TrackContext
 from models.generation.procedural.drums import place
 from models.generation.procedural.grid import parse_pattern
-from models.generation.procedural.theory import bass_root, midi_to_hz, snap_to_key, voice_chords
+from models.generation.procedural.theory import bass_root, snap_to_key, voice_chords
 
 _PADS = {
     # sound: (wave, bandwidth in cents, cutoff Hz, attack s, release s, add top octave)
@@ -42,20 +43,25 @@ def _vel_bucket(v: float) -> float:
 
 
 def _bass_note(ctx: TrackContext, sound: str, midi: int, gate: int) -> np.ndarray:
-    f, sr = midi_to_hz(midi), ctx.sr
+    f, sr = ctx.hz(midi), ctx.sr
+
+    pre = ctx.preset
 
     def make() -> np.ndarray:
         if sound == "reese":
-            return ins.reese(f, gate=gate, sr=sr, rng=ctx.sub_rng(301, midi, gate))
+            detune = pre.reese_detune_cents if pre else 9.0
+            return ins.reese(
+                f, gate=gate, sr=sr, rng=ctx.sub_rng(301, midi, gate), detune_cents=detune
+            )
         params = {
             "pluck": (0.35, 0.12, 0.6),
             "offbeat": (0.55, 0.09, 0.7),
             "rolling": (0.22, 0.06, 0.8),
             "round": (0.06, 0.25, 1.0),
         }[sound]
-        return ins.pluck_bass(
-            f, gate=gate, sr=sr, brightness=params[0], decay_s=params[1], sub=params[2]
-        )
+        bright = params[0] * (pre.bass_brightness if pre else 1.0)
+        decay = params[1] * (pre.bass_decay if pre else 1.0)
+        return ins.pluck_bass(f, gate=gate, sr=sr, brightness=bright, decay_s=decay, sub=params[2])
 
     return ctx.note(("bass", sound, midi, gate), lambda: _peak1(make()))
 
@@ -100,7 +106,10 @@ def _pad_loop(ctx: TrackContext, sound: str, chord_idx: int, notes: tuple[int, .
     and a bright one with the same phases, whose slow crossfade is a filter
     LFO costing one multiply-add per sample."""
     wave, bw, cutoff, _, _, top = _PADS[sound]
-    freqs = [midi_to_hz(m) for m in notes] + ([midi_to_hz(max(notes) + 12)] if top else [])
+    if ctx.preset is not None:
+        bw *= ctx.preset.pad_bandwidth
+        cutoff *= ctx.preset.pad_cutoff
+    freqs = [ctx.hz(m) for m in notes] + ([ctx.hz(max(notes) + 12)] if top else [])
     lfo = ctx.style.beatless and sound != "drone"
     return ctx.note(
         ("pad", sound, chord_idx),
@@ -114,7 +123,7 @@ def _pad_loop(ctx: TrackContext, sound: str, chord_idx: int, notes: tuple[int, .
             shape=wave,
             # Ambient pads carry the whole mix: fully independent channels
             # would leave it with no centre.
-            width=0.55 if ctx.style.beatless else 1.0,
+            width=0.55 if ctx.style.beatless else (ctx.preset.width if ctx.preset else 1.0),
         ),
     )
 
@@ -128,9 +137,13 @@ def _sustained(
     *,
     low: int,
     high: int,
+    gate: str = "",
 ) -> None:
     """Held chords: one segment per run of bars on the same chord, cut from a
-    PADsynth loop with a slow attack and a release that overlaps the next."""
+    PADsynth loop with a slow attack and a release that overlaps the next.
+
+    ``gate``: a 16th-note pattern ("x" open, "-" shut) chopping the chord in
+    builds and mains (the trance gate)."""
     grid = ctx.grid
     voicings = voice_chords(ctx.chords, low=low, high=high)
     _, _, _, attack, release, _ = _PADS[sound]
@@ -159,7 +172,25 @@ def _sustained(
         else:
             seg = seg[0]
         env = ins.adsr(hold, rel, sr=ctx.sr, attack_s=attack, decay_s=1.0, sustain=1.0)
+        if gate:
+            env = env * _gate_curve(ctx, start, length, gate)
         place(bus, seg * env, [(start, gain)])
+
+
+def _gate_curve(ctx: TrackContext, start: int, length: int, pattern: str) -> np.ndarray:
+    """The trance gate over samples ``start .. start + length``: open on the
+    pattern's "x" 16ths of bars in builds and mains, with 4 ms edges."""
+    grid = ctx.grid
+    pos = start + np.arange(length)
+    step = np.floor(pos / (grid.step_s * ctx.sr)).astype(np.int64)
+    mask = np.array([c == "x" for c in pattern], dtype=np.float32)
+    gated_bars = np.array(
+        [b.section in ("build", "main") for b in ctx.arrangement.bars] + [False], dtype=bool
+    )
+    bar = np.minimum(step // 16, gated_bars.size - 1)
+    g = np.where(gated_bars[bar], mask[step % 16], 1.0).astype(np.float32)
+    k = max(1, int(0.004 * ctx.sr))
+    return np.asarray(uniform_filter1d(g, size=k), dtype=np.float32)
 
 
 def render_pad(ctx: TrackContext, buses: Buses) -> None:
@@ -173,19 +204,30 @@ def render_pad(ctx: TrackContext, buses: Buses) -> None:
             ctx.style.gains.get("pad", 0.25),
             low=52,
             high=71,
+            gate=ctx.style.pad_gate,
         )
 
 
 def _keys_note(ctx: TrackContext, sound: str, midi: int, gate: int, vel: float) -> np.ndarray:
-    f, sr, vb = midi_to_hz(midi), ctx.sr, _vel_bucket(vel)
+    f, sr, vb = ctx.hz(midi), ctx.sr, _vel_bucket(vel)
+    pre = ctx.preset
+    lb = pre.lead_brightness if pre else 1.0
+    ld = pre.lead_decay if pre else 1.0
+    detune = pre.supersaw_detune_cents if pre else 22.0
     makers: dict[str, Callable[[], np.ndarray]] = {
         "rhodes": lambda: ins.rhodes(f, gate=gate, sr=sr, velocity=vb),
         "piano": lambda: ins.felt_piano(f, gate=gate, sr=sr, velocity=vb),
         "organ": lambda: ins.organ(f, gate=gate, sr=sr),
-        "stab": lambda: ins.pluck(f, gate=gate, sr=sr, brightness=0.5, decay_s=0.16, square=0.5),
-        "pluck": lambda: ins.pluck(f, gate=gate, sr=sr, brightness=0.55, decay_s=0.22, square=0.3),
+        "stab": lambda: ins.pluck(
+            f, gate=gate, sr=sr, brightness=0.5 * lb, decay_s=0.16 * ld, square=0.5
+        ),
+        "pluck": lambda: ins.pluck(
+            f, gate=gate, sr=sr, brightness=0.55 * lb, decay_s=0.22 * ld, square=0.3
+        ),
         "bell": lambda: ins.bell(f, gate=gate, sr=sr),
-        "supersaw": lambda: ins.supersaw(f, gate=gate, sr=sr, rng=ctx.sub_rng(501, midi, gate)),
+        "supersaw": lambda: ins.supersaw(
+            f, gate=gate, sr=sr, rng=ctx.sub_rng(501, midi, gate), detune_cents=detune
+        ),
     }
     return ctx.note(("keys", sound, midi, gate, vb), lambda: _peak1(makers[sound]()))
 
@@ -223,8 +265,8 @@ def render_chords(ctx: TrackContext, buses: Buses) -> None:
 
 
 def render_lead(ctx: TrackContext, buses: Buses) -> None:
-    """The lead: a two-bar motif as A A' A B over eight bars, or a 303 line,
-    or sparse ambient fragments."""
+    """The lead: a two-bar motif developed phrase by phrase (``melody.develop``),
+    or a 303 line, or sparse ambient fragments."""
     sound = ctx.choices.get("lead", "none")
     bars = ctx.bars_with("lead")
     if not bars or sound == "none":
@@ -239,14 +281,15 @@ def render_lead(ctx: TrackContext, buses: Buses) -> None:
     rng = ctx.sub_rng(601)
     sparse = ctx.style.name in ("lofi_hip_hop", "drum_and_bass")
     a = melody.make_motif(rng, sparse=sparse)
-    phrase = [a, melody.vary_motif(a, rng, amount=2), a, melody.vary_motif(a, rng, amount=4)]
+    n_phrases = max(1, -(-len(ctx.arrangement.bars) // 8))
+    phrases = melody.develop(a, rng, phrases=n_phrases)
     base = 60 + (ctx.key.tonic - 60) % 12 + (12 if sound in ("supersaw", "pluck", "bell") else 0)
     gain = ctx.style.gains.get("lead", 0.2)
     legato = 0.95 if sound == "supersaw" else 0.8
     for bar in bars:
         half = bar.index % 2
         first_bar = bar.index - half
-        motif = phrase[(bar.index // 2) % 4]
+        motif = phrases[(bar.index // 8) % len(phrases)][(bar.index // 2) % 4]
         chords = [ctx.chord(first_bar), ctx.chord(first_bar + 1)]
         notes = melody.realise(motif, key=ctx.key, chords=chords, base_midi=base, pentatonic=sparse)
         for offset, note in notes:
@@ -260,7 +303,8 @@ def render_lead(ctx: TrackContext, buses: Buses) -> None:
 
 
 def _render_acid(ctx: TrackContext, buses: Buses, bars: list[Bar]) -> None:
-    """A 303 line whose cutoff breathes over 32 bars and opens through builds."""
+    """A 303 line with accents and slides (glides into the next note, held
+    legato), whose cutoff breathes over 32 bars and opens through builds."""
     grid, sr = ctx.grid, ctx.sr
     rng = ctx.sub_rng(701)
     riffs = [melody.acid_riff(rng)]
@@ -275,19 +319,26 @@ def _render_acid(ctx: TrackContext, buses: Buses, bars: list[Bar]) -> None:
         q_level = round(float(level) * 12) / 12
         cutoff = 260.0 * 2.0 ** (3.0 * q_level)
         root = bass_root(ctx.chord(bar.index).root) + 12
-        for note in riffs[bar.variation % 2]:
+        riff = riffs[bar.variation % 2]
+        for i, note in enumerate(riff):
             midi = snap_to_key(root + note.midi, ctx.key)
-            gate = int(grid.samples(note.length) * 0.8)
+            glide = None
+            steps: float = note.length
+            if note.slide and i + 1 < len(riff):
+                glide = snap_to_key(root + riff[i + 1].midi, ctx.key)
+                steps += 0.5  # held into the next note: a slide does not retrigger
+            gate = int(grid.samples(steps) * (1.0 if glide is not None else 0.8))
             make = functools.partial(
                 ins.acid,
-                midi_to_hz(midi),
+                ctx.hz(midi),
                 gate=gate,
                 sr=sr,
                 cutoff_hz=cutoff,
                 resonance=resonance,
                 accent=note.accent,
+                glide_to=None if glide is None else ctx.hz(glide),
             )
-            rendered = ctx.note(("acid", midi, gate, note.accent, q_level), make)
+            rendered = ctx.note(("acid", midi, gate, note.accent, q_level, glide), make)
             t = grid.time(bar.index, note.step) + grid.jitter(0.2)
             place(buses.lead, rendered, [(grid.sample(t), gain * note.velocity)])
 
