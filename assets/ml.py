@@ -198,19 +198,27 @@ def recommender_model(
 
 
 def promotion_verdict(
-    new: float, toppop: float, champion: float | None, *, margin: float
+    new: float,
+    toppop: float,
+    champion: float | None,
+    *,
+    margin: float,
+    random: float | None = None,
 ) -> tuple[bool, str]:
     """Whether a version with NDCG@10 ``new`` may take the alias, and why:
-    it must beat TopPop by more than ``margin`` (relative), and the champion
-    by at least ``margin`` (a retrain on unchanged data ties and passes
-    when the margin is 0)."""
+    it must beat TopPop (and a random ranking, which TopPop can fall below
+    when most liked tracks are new) by more than ``margin`` (relative), and
+    the champion by at least ``margin`` (a retrain on unchanged data ties
+    and passes when the margin is 0)."""
     misses = []
-    need_pop = toppop * (1.0 + margin)
-    if not new > need_pop:
-        misses.append(
-            f"TopPop's {toppop:.4f} (+{margin:.0%}) needs more than {need_pop:.4f}: "
-            f"missed by {need_pop - new:.4f}"
-        )
+    floors = {"TopPop": toppop} | ({"a random ranking": random} if random is not None else {})
+    for name, value in floors.items():
+        need = value * (1.0 + margin)
+        if not new > need:
+            misses.append(
+                f"{name}'s {value:.4f} (+{margin:.0%}) needs more than {need:.4f}: "
+                f"missed by {need - new:.4f}"
+            )
     if champion is not None:
         need_champ = champion * (1.0 + margin)
         if new < need_champ:
@@ -220,9 +228,9 @@ def promotion_verdict(
             )
     if misses:
         return False, f"NDCG@10 {new:.4f} does not beat " + "; ".join(misses)
-    beaten = f"TopPop ({toppop:.4f})" + (
-        f" and the champion ({champion:.4f})" if champion is not None else ""
-    )
+    beaten = ", ".join(f"{k} ({v:.4f})" for k, v in floors.items())
+    if champion is not None:
+        beaten += f" and the champion ({champion:.4f})"
     return True, f"NDCG@10 {new:.4f} beats {beaten} with margin {margin:.0%}"
 
 
@@ -233,7 +241,7 @@ def recommender_promotion(
     """Moves ``champion`` to the new version only if, loaded back from the
     registry and evaluated on the same split, it beats TopPop and the champion."""
     from models.recommend.artifact import ArtifactScorer
-    from models.recommend.baselines import TopPop
+    from models.recommend.baselines import RandomRanking, TopPop
     from models.recommend.data import time_split
     from models.recommend.evaluate import evaluate
 
@@ -256,6 +264,9 @@ def recommender_promotion(
     pop = TopPop()
     pop.fit(split.train_pos, ds.item_features)
     pop_ndcg = evaluate(pop.score, split).overall.ndcg
+    rnd = RandomRanking()
+    rnd.fit(split.train_pos, ds.item_features)
+    random_ndcg = evaluate(rnd.score, split).overall.ndcg
     current = registry.champion_version(settings.recommend_alias)
     champion_ndcg = None
     if current is not None and current != version:
@@ -263,7 +274,11 @@ def recommender_promotion(
         champ.fit(split.train_pos, ds.item_features)
         champion_ndcg = evaluate(champ.score, split).overall.ndcg
     passed, text = promotion_verdict(
-        new_ndcg, pop_ndcg, champion_ndcg, margin=settings.recommend_promotion_margin
+        new_ndcg,
+        pop_ndcg,
+        champion_ndcg,
+        margin=settings.recommend_promotion_margin,
+        random=random_ndcg,
     )
     if passed:
         registry.promote(version, settings.recommend_alias)
@@ -278,9 +293,10 @@ def recommender_promotion(
         metadata={
             "version": version,
             "actual": new_ndcg,
-            "threshold": max(pop_ndcg, champion_ndcg or 0.0)
+            "threshold": max(pop_ndcg, random_ndcg, champion_ndcg or 0.0)
             * (1 + settings.recommend_promotion_margin),
             "toppop_ndcg_at_10": pop_ndcg,
+            "random_ndcg_at_10": random_ndcg,
             "champion_version": current or "",
             "champion_ndcg_at_10": champion_ndcg if champion_ndcg is not None else float("nan"),
             "margin": settings.recommend_promotion_margin,

@@ -20,7 +20,6 @@ from models.pipeline import (
     master_one,
     mastered_row,
     parallel_map,
-    plan_specs,
     rotation_weight,
     score_row,
     track_id_for,
@@ -102,7 +101,7 @@ def generated_tracks(
     backend = choice.backend
     seed = config.resolved_seed(batch_id)
     specs = backend.validate(
-        plan_specs(config.genres, config.count, bpm=config.bpm, prompt=config.prompt),
+        config.track_specs(),
         duration_s=config.duration_s,
     )
     ids = [

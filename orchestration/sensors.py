@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from models.recommend.sources import latest_plan_genres
-from orchestration.config import GenerationConfig
+from models.recommend.sources import latest_plan_specs
+from orchestration.config import GenerationConfig, PlannedTrack
 from orchestration.jobs import GENERATE_JOB, generate_tracks_job
 from orchestration.launch import (
     FIRST_BATCH,
@@ -120,10 +120,15 @@ def air_feed_sensor(
         )
     defaults = GenerationConfig()
     count = tracks_to_cover(threshold - airtime, defaults.duration_s)
-    # The generation plan (assets/ml.py) weights genres by listener demand;
-    # before the first plan, the default genres take turns.
-    planned = latest_plan_genres(lakehouse.open(), count, seed=int(datetime.now(UTC).timestamp()))
-    config = GenerationConfig(count=count, **({"genres": planned} if planned else {}))
+    # The generation plan (assets/ml.py) weights genres, tempos, keys and
+    # moods by listener demand; before the first plan, the default genres
+    # take turns.
+    planned = latest_plan_specs(lakehouse.open(), count, seed=int(datetime.now(UTC).timestamp()))
+    config = GenerationConfig(
+        count=count,
+        genres=[p["genre"] for p in planned] if planned else defaults.genres,
+        planned=[PlannedTrack(**p) for p in planned] if planned else None,
+    )
     batch_id = new_batch_id()
     context.log.info(
         f"unplayed airtime {airtime:.0f} s < {threshold:.0f} s: requesting batch {batch_id} "

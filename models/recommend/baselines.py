@@ -42,6 +42,30 @@ class TopPop:
         return {}
 
 
+class RandomRanking:
+    """A seeded random order: the floor that any model which learnt
+    something beats. On an AI radio, where most liked tracks are new,
+    TopPop can fall below it."""
+
+    name = "random"
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self.seed = seed
+        self.n_items = 0
+
+    def fit(self, train: sp.csr_matrix, features: np.ndarray) -> None:
+        self.n_items = train.shape[1]
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        out = np.empty((len(users), self.n_items), dtype=np.float32)
+        for r, u in enumerate(users):  # per listener, so batches do not change it
+            out[r] = np.random.default_rng((self.seed, int(u))).random(self.n_items)
+        return out
+
+    def params(self) -> dict[str, float | int | str]:
+        return {"seed": self.seed}
+
+
 class EASE:
     """Embarrassingly shallow autoencoder: B = I - P / diag(P) with
     P = (XᵀX + λI)⁻¹ over the binarised training matrix, zero diagonal.

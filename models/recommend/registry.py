@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ RECOMMENDER_MODEL_NAME = "sonicforge-recommender"
 CHAMPION_ALIAS = "champion"
 EXPERIMENT = "sonicforge-recommender"
 PLAN_EXPERIMENT = "sonicforge-generation-plan"
+
+
+def _metric_name(text: str) -> str:
+    """MLflow allows alphanumerics and ``_-. :/`` in names: ``C#`` becomes ``C-sharp``."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", text.replace("#", "-sharp"))
 
 
 @dataclass(frozen=True)
@@ -190,7 +196,12 @@ class RecommenderRegistry:
                 for k, v in plan.get("params", {}).items()
             ],
             metrics=[
-                Metric(f"share.{arm['dimension']}.{arm['value']}", float(arm["share"]), 0, 0)
+                Metric(
+                    _metric_name(f"share.{arm['dimension']}.{arm['value']}"),
+                    float(arm["share"]),
+                    0,
+                    0,
+                )
                 for arm in plan.get("arms", [])
             ],
         )

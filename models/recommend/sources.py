@@ -376,11 +376,13 @@ def plan_feedback(lakehouse: Any, *, skip_below: float) -> list[Any]:
     return out
 
 
-def latest_plan_genres(lakehouse: Any, count: int, *, seed: int | None = None) -> list[str] | None:
-    """The genres of ``count`` tracks of the latest generation plan: its
-    first ones, or with ``seed`` a seeded draw without replacement, so runs
-    within one plan's hour cover all of it (None: no plan yet). The
-    air-feed sensor asks for these."""
+def latest_plan_specs(
+    lakehouse: Any, count: int, *, seed: int | None = None
+) -> list[dict[str, Any]] | None:
+    """``count`` planned tracks (genre, bpm, musical_key, mood) of the latest
+    generation plan: its first ones, or with ``seed`` a seeded draw without
+    replacement, so the runs within one plan's hour cover all of it (None:
+    no plan yet). The air-feed sensor asks for these."""
     t = read_table(
         lakehouse, "generation_plan", ["plan_id", "dimension", "value", "spec", "created_at"]
     )
@@ -393,4 +395,8 @@ def latest_plan_genres(lakehouse: Any, count: int, *, seed: int | None = None) -
     specs = sorted((r for r in rows if r["plan_id"] == latest), key=lambda r: r["value"])
     if seed is not None:
         specs = random.Random(seed).sample(specs, len(specs))
-    return [json.loads(r["spec"])["genre"] for r in specs][:count] or None
+    out = []
+    for r in specs[:count]:
+        spec = json.loads(r["spec"])
+        out.append({k: spec.get(k) for k in ("genre", "bpm", "musical_key", "mood")})
+    return out or None

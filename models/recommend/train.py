@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from models.recommend.artifact import RecommenderArtifact
-from models.recommend.baselines import EASE, ItemKNN, Recommender, TopPop
+from models.recommend.baselines import EASE, ItemKNN, RandomRanking, Recommender, TopPop
 from models.recommend.data import Dataset, Split, time_split
 from models.recommend.evaluate import Report, evaluate
 from models.recommend.factorization import BPR, IALS, HybridIALS
 
-BASELINES = ("toppop", "ease", "itemknn")
+BASELINES = ("random", "toppop", "ease", "itemknn")
 CANDIDATES = ("hybrid_ials", "ials", "bpr")
 #: EASE inverts an items × items matrix: above this many heard tracks it is skipped.
 EASE_MAX_ITEMS = 12_000
@@ -52,6 +52,7 @@ class TrainConfig:
             "seed": self.seed,
         }
         makers: dict[str, Callable[[], Recommender]] = {
+            "random": lambda: RandomRanking(seed=self.seed),
             "toppop": TopPop,
             "ease": EASE,
             "itemknn": ItemKNN,
@@ -147,15 +148,16 @@ def to_artifact(
 ) -> RecommenderArtifact:
     if not isinstance(model, IALS | BPR):
         raise ValueError(f"only factor models are served; {name!r} is a baseline")
-    is_hybrid = isinstance(model, HybridIALS)
     return RecommenderArtifact(
         kind=name,
         user_ids=ds.user_ids,
         item_ids=ds.item_ids,
         user_factors=model.user_factors,
         item_vectors=model.item_vectors,
-        projection=model.projection if is_hybrid else np.zeros((1, 1), dtype=np.float32),
-        content_scale=model.content_scale if is_hybrid else 0.0,
+        projection=model.projection
+        if isinstance(model, HybridIALS)
+        else np.zeros((1, 1), dtype=np.float32),
+        content_scale=model.content_scale if isinstance(model, HybridIALS) else 0.0,
         item_features=ds.item_features,
         popularity=np.asarray(split.item_counts, dtype=np.float32),
         history=split.train,

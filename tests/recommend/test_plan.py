@@ -29,13 +29,17 @@ def satisfaction(spec: dict, rng: np.random.Generator) -> float:
     return float(np.clip(base + rng.normal(0, 0.05), 0, 1))
 
 
-def run_days(days: int, *, steered: bool, exploration: float = 0.2) -> tuple[list[float], list[float]]:
+def run_days(
+    days: int, *, steered: bool, exploration: float = 0.2
+) -> tuple[list[float], list[float]]:
     rng = np.random.default_rng(7)
     feedback: list[Feedback] = []
     shares, happiness = [], []
     for day in range(days):
         if steered:
-            plan = make_plan(Demand.from_feedback(feedback), 30, PlanConfig(exploration=exploration, seed=day))
+            plan = make_plan(
+                Demand.from_feedback(feedback), 30, PlanConfig(exploration=exploration, seed=day)
+            )
             specs = plan["specs"]
         else:
             specs = uniform_plan(30, seed=day)
@@ -63,7 +67,9 @@ def test_demand_steers_the_plan_and_keeps_exploring() -> None:
     floor = 0.2 / len(GENRES)
     assert all(plan["genre_shares"][g] >= floor - 1e-12 for g in GENRES)
     assert sum(plan["genre_shares"].values()) == pytest.approx(1.0)
-    assert {s["genre"] for s in make_plan(Demand.from_feedback(feedback), 60).get("specs")} == set(GENRES)
+    assert {s["genre"] for s in make_plan(Demand.from_feedback(feedback), 60).get("specs")} == set(
+        GENRES
+    )
 
 
 def test_plan_specs_stay_in_each_genre_range_and_give_reasons() -> None:

@@ -45,9 +45,10 @@ def test_recommendation_endpoints(client: TestClient, seeded, users) -> None:
     r = client.get("/api/v1/recommendations/trending", params={"limit": 2})
     assert r.status_code == 200 and len(r.json()["items"]) == 2
     # The most played on-air track trends first (no trending table yet).
-    assert r.json()["items"][0]["track_id"] == max(
-        (t for t in seeded if t.mastered), key=lambda t: t.plays
-    ).track_id
+    assert (
+        r.json()["items"][0]["track_id"]
+        == max((t for t in seeded if t.mastered), key=lambda t: t.plays).track_id
+    )
 
     # A champion arrives while the API runs: the next request uses it.
     svc = client.app.state.recommender  # type: ignore[attr-defined]
@@ -55,7 +56,9 @@ def test_recommendation_endpoints(client: TestClient, seeded, users) -> None:
     svc.set_model(LoadedModel("7", _artifact(listener.user_id, known, known[0]), time.time()))
     r = client.get("/api/v1/recommendations/personalized", headers=listener.headers)
     body = r.json()
-    assert r.status_code == 200 and body["strategy"] == "personalized" and body["model_version"] == "7"
+    assert (
+        r.status_code == 200 and body["strategy"] == "personalized" and body["model_version"] == "7"
+    )
     ids = [i["track_id"] for i in body["items"]]
     assert known[0] not in ids  # heard already
     assert set(ids) == set(on_air) - {known[0]}
