@@ -98,7 +98,7 @@ class RedisStationState(StationState):
         prefix: str = DEFAULT_PREFIX,
         clock: Clock = utcnow,
         wait_replicas: int = 0,
-        wait_timeout_ms: int = 1000,
+        wait_timeout_ms: int = 500,
     ) -> None:
         self._r = client
         self.prefix = prefix

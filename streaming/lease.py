@@ -225,6 +225,7 @@ class StandbyStreamer:
         self.takeovers = 0
 
     def run(self, stop: threading.Event) -> None:
+        log.info("standing by for lease %s as %s", self.lease.key, self.lease.holder)
         self._on_state("standby")
         while not stop.is_set():
             try:
