@@ -18,15 +18,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from serving import metrics
 from serving.context import AppContext, build_context
 from serving.errors import install_error_handlers
 from serving.hot import VERSION, HotPathMiddleware
 from serving.logs import AccessLog, configure_logging
 from serving.middleware import RateLimitMiddleware, RequestContextMiddleware
 from serving.openapi import TAGS, custom_openapi
+from serving.routes import analytics as analytics_routes
 from serving.routes import (
     apikeys,
     auth,
@@ -42,6 +45,8 @@ from serving.routes import (
     votes,
 )
 from serving.routing import ResourceRouter, include
+from serving.services.analytics import AnalyticsState
+from serving.services.analytics_fastpath import AnalyticsFastPath
 from serving.services.recommend import RecommendationService
 from sonicforge.settings import Settings, get_settings
 from sonicforge.station import StationState
@@ -88,13 +93,16 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     """Build the API. ``context`` injects prepared dependencies (tests)."""
     settings = settings or (context.settings if context else get_settings())
     configure_logging(settings.log_level)
+    metrics.configure(settings)  # before prometheus-client loads: one or several workers
     ctx = context or build_context(settings)
     access_log = AccessLog() if settings.access_log else None
+    analytics_state = AnalyticsState(ctx)
     recommender = RecommendationService.from_context(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await ctx.start()
+        analytics_state.start()
         recommender.start()  # loads the champion in the background, then follows its alias
         # Everything built so far lives as long as the worker: moved out of
         # the collector's generations, full collections stop walking it
@@ -106,6 +114,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
             yield
         finally:
             recommender.stop()
+            await anyio.to_thread.run_sync(analytics_state.stop)
             await ctx.stop()
             if access_log is not None:
                 access_log.flush()
@@ -122,6 +131,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.ctx = ctx
+    app.state.analytics = analytics_state
     app.state.recommender = recommender
     install_error_handlers(app)
 
@@ -135,12 +145,15 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     include(api, recommendations.router)
     for router in (*billing.routers, requests.router):  # payments and track requests
         include(api, router)
+    include(api, analytics_routes.router)
     app.include_router(api)
+    app.include_router(analytics_routes.metrics_router)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)
     app.state.streaming_mounted = _mount_streaming(app, settings, ctx.station)
 
     # add_middleware wraps: the last added runs first.
+    app.add_middleware(AnalyticsFastPath, context=lambda: ctx, analytics=lambda: analytics_state)
     app.add_middleware(HotPathMiddleware, context=lambda: ctx)
     app.add_middleware(RateLimitMiddleware, context=lambda: ctx)
     if settings.cors_origins:
@@ -161,6 +174,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware, access_log=access_log)
+    app.add_middleware(metrics.MetricsMiddleware)  # outermost: every answer is counted
     if settings.otel_enabled:  # FastAPI, SQLAlchemy, Redis and httpx spans
         from serving.telemetry import instrument_app
 
@@ -168,7 +182,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = custom_openapi(app)
+            app.openapi_schema = analytics_routes.document(custom_openapi(app))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
