@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/var/dagster
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench bench-generate bench-api api dagster mlflow
+.PHONY: run test lint bench bench-generate bench-api api dagster mlflow web bench-web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,13 @@ api: $(VENV)/.run-installed
 # load generator. BENCH_ARGS="--redis redis://127.0.0.1:6379/13" for Redis.
 bench-api: $(VENV)/.test-installed
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
+
+# The web pages (web/: TypeScript, Vite, Vitest) built into serving/webui/,
+# which the API serves, so `make run` needs no Node.js. Needs Node.js 20+.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build && npm test
+
+# The listener page in Debian's Chromium on loopback: navigation to audio,
+# LCP, bytes gzipped, browser CPU with the visualizer (bench/web.py).
+bench-web: $(VENV)/.test-installed
+	flock /tmp/sonicforge-bench.lock $(BIN)/python bench/web.py $(BENCH_ARGS)

@@ -33,21 +33,23 @@ from serving.routes import analytics as analytics_routes
 from serving.routes import (
     apikeys,
     auth,
+    billing,
     health,
+    live,
     pipeline,
     recommendations,
-    billing,
+    requests,
     shares,
     stream,
     tracks,
     users,
-    requests,
     votes,
 )
 from serving.routing import ResourceRouter, include
 from serving.services.analytics import AnalyticsState
 from serving.services.analytics_fastpath import AnalyticsFastPath
 from serving.services.recommend import RecommendationService
+from serving.web import create_web_router
 from sonicforge.settings import Settings, get_settings
 from sonicforge.station import StationState
 
@@ -142,6 +144,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     api.mounted_at = API_PREFIX
     for module in (stream, votes, tracks, shares, auth, apikeys, users, pipeline):
         include(api, module.router)
+    include(api, live.router)  # now playing pushed (SSE) and history
     include(api, recommendations.router)
     for router in (*billing.routers, requests.router):  # payments and track requests
         include(api, router)
@@ -151,6 +154,9 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)
     app.state.streaming_mounted = _mount_streaming(app, settings, ctx.station)
+    # The listener page, the embeddable player and the operator console (serving.web).
+    app.include_router(live.events_router)
+    app.include_router(create_web_router())
 
     # add_middleware wraps: the last added runs first.
     app.add_middleware(AnalyticsFastPath, context=lambda: ctx, analytics=lambda: analytics_state)

@@ -128,8 +128,15 @@ class RequestContextMiddleware:
                 status = message["status"]
                 raw = list(message.get("headers", []))
                 raw.append((b"x-request-id", request_id.encode()))
-                raw.append((b"content-security-policy", csp))
-                raw.extend(SECURITY_HEADERS)
+                # A page that sets its own policy (serving.web) keeps it; one
+                # that lets others frame it says so there, and gets no DENY.
+                own = next((v for k, v in raw if k == b"content-security-policy"), None)
+                if own is None:
+                    raw.append((b"content-security-policy", csp))
+                if own is None or b"frame-ancestors 'none'" in own:
+                    raw.extend(SECURITY_HEADERS)
+                else:
+                    raw.extend(h for h in SECURITY_HEADERS if h[0] != b"x-frame-options")
                 message["headers"] = raw
             await send(message)
 

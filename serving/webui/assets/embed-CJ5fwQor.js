@@ -1,0 +1,1 @@
+import{t as e}from"./station-DcJ_fNDQ.js";e();

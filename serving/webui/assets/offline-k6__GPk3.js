@@ -1,0 +1,1 @@
+var e=()=>location.replace(`/`);document.getElementById(`retry`)?.addEventListener(`click`,e),window.addEventListener(`online`,e);
