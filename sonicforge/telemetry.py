@@ -46,6 +46,8 @@ def setup_tracing(
     (``sonicforge-api``, ``sonicforge-pipeline``, ``sonicforge-streamer``).
     """
     global _provider
+    if _provider is not None and exporter is None:
+        return _provider
     settings = settings or get_settings()
     if exporter is None and not settings.otel_enabled:
         return None
