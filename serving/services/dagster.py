@@ -109,6 +109,10 @@ class PipelineLauncher(abc.ABC):
     @abc.abstractmethod
     async def run(self, run_id: str) -> PipelineRunPublic: ...
 
+    async def failure_reason(self, run_id: str) -> str | None:
+        """Why a failed run failed, in a line, where the launcher can tell."""
+        return None
+
     @abc.abstractmethod
     async def ping(self) -> str:
         """A short description of the Dagster reached; raises if unreachable."""

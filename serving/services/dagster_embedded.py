@@ -172,6 +172,31 @@ class EmbeddedLauncher(PipelineLauncher):
 
         return await anyio.to_thread.run_sync(work)
 
+    async def failure_reason(self, run_id: str) -> str | None:
+        """The first failed step's own description (a ``dg.Failure``'s) or
+        the last line of its error."""
+
+        def work() -> str | None:
+            from dagster import DagsterEventType
+
+            records = (
+                self.instance()
+                .get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE, limit=5)
+                .records
+            )
+            for record in records:
+                event = record.event_log_entry.dagster_event
+                data = event.event_specific_data if event is not None else None
+                described = getattr(getattr(data, "user_failure_data", None), "description", None)
+                if described:
+                    return str(described)
+                error = getattr(data, "error", None)
+                if error is not None and error.message:
+                    return str(error.message).strip().splitlines()[-1]
+            return None
+
+        return await anyio.to_thread.run_sync(work)
+
     async def ping(self) -> str:
         def work() -> str:
             self.instance().get_run_records(limit=1)

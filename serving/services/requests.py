@@ -18,7 +18,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -262,12 +262,13 @@ def _set(s: Session, req_id: str, expect: Iterable[str], **values: Any) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-def fail_and_refund(db: Database, req_id: str, reason: str) -> bool:
+def fail_and_refund(db: Database, req_id: str, reason: str, *, track_id: str | None = None) -> bool:
     """Mark the request failed and give its quota or credit back, once:
     the first caller to move it out of a pending state refunds."""
     with db.session() as s:
         now = utcnow()
-        if not _set(s, req_id, PENDING_STATES, status="failed", reason=reason[:1000]):
+        extra = {"track_id": track_id} if track_id else {}
+        if not _set(s, req_id, PENDING_STATES, status="failed", reason=reason[:1000], **extra):
             s.rollback()
             return False
         req = s.get(TrackRequest, req_id)
@@ -497,11 +498,23 @@ class RequestTracker:
             progress = await anyio.to_thread.run_sync(
                 batch_progress, self.lakehouse, req.batch_id, run_status
             )
+            if progress.status == "failed" and run_status in RUN_FAILED:
+                try:
+                    detail = await self.pipeline.failure_reason(req.run_id)
+                except Exception:  # the reason is a courtesy; the failure stands
+                    detail = None
+                if detail:
+                    progress = replace(progress, reason=f"{progress.reason}: {detail}")
             await anyio.to_thread.run_sync(self._advance, req, progress)
 
     def _advance(self, req: TrackRequest, progress: Progress) -> None:
         if progress.status == "failed":
-            fail_and_refund(self.db, req.id, progress.reason or "the generation failed")
+            fail_and_refund(
+                self.db,
+                req.id,
+                progress.reason or "the generation failed",
+                track_id=progress.track_id,
+            )
             return
         if progress.status == "passed":
             self._put_on_air(req, progress)
@@ -520,29 +533,29 @@ class RequestTracker:
             user = s.get(User, req.user_id)
             return user.display_name if user is not None else None
 
-    def _expected_air(self, entry_id: str, now: datetime) -> datetime:
-        """When the entry should start: after what is on air now and what is
-        queued ahead of it (operators' picks, higher-priority requests)."""
+    def _expected_air(self, priority: int, now: datetime) -> datetime:
+        """When a request of ``priority`` queued now should start: after what
+        is on air and what airs before it (operators' picks, requests of
+        its priority or higher queued earlier)."""
         np = self.station.now_playing()
+        fade = self.settings.stream_crossfade_s
         at = now
         if np is not None:
             end = np.started_at + timedelta(seconds=np.duration_s)
-            at = max(now, end - timedelta(seconds=self.settings.stream_crossfade_s))
-        entries = self.station.queue()
-        order = sorted(
-            range(len(entries)),
-            key=lambda i: (entries[i].source != "operator", -entries[i].priority, i),
-        )
-        durations = _durations(self.lakehouse, [entries[i].track_id for i in order])
-        for i in order:
-            if entries[i].entry_id == entry_id:
-                break
-            seconds = durations.get(entries[i].track_id, 180.0)
-            at += timedelta(seconds=max(0.0, seconds - self.settings.stream_crossfade_s))
+            at = max(now, end - timedelta(seconds=fade))
+        ahead = [
+            e.track_id
+            for e in self.station.queue()
+            if e.source == "operator" or e.priority >= priority
+        ]
+        durations = _durations(self.lakehouse, ahead)
+        for track_id in ahead:
+            at += timedelta(seconds=max(0.0, durations.get(track_id, 180.0) - fade))
         return at
 
     def _put_on_air(self, req: TrackRequest, progress: Progress) -> None:
         assert progress.track_id is not None
+        expected = self._expected_air(req.priority, utcnow())
         with self.db.session() as s:
             # The claim: one worker moves it to queued_on_air, then enqueues.
             if not _set(
@@ -552,6 +565,7 @@ class RequestTracker:
                 status="queued_on_air",
                 track_id=progress.track_id,
                 reason=None,
+                expected_air_at=expected,
             ):
                 s.rollback()
                 return
@@ -567,16 +581,14 @@ class RequestTracker:
             )
         except Exception:
             with self.db.session() as s:  # give the claim back; the next pass retries
-                _set(s, req.id, ["queued_on_air"], status="mastering")
+                _set(s, req.id, ["queued_on_air"], status="mastering", expected_air_at=None)
                 s.commit()
             raise
-        now = utcnow()
-        expected = self._expected_air(entry.entry_id, now)
         with self.db.session() as s:
             s.execute(
                 update(TrackRequest)
                 .where(TrackRequest.id == req.id)
-                .values(queue_entry_id=entry.entry_id, expected_air_at=expected, updated_at=now)
+                .values(queue_entry_id=entry.entry_id, updated_at=utcnow())
             )
             record_event(
                 s,

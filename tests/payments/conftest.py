@@ -129,7 +129,11 @@ def make_ctx(
     def make(*, pipeline: PipelineLauncher | None = None, **overrides: Any) -> AppContext:
         settings = pay_settings.model_copy(update=overrides) if overrides else pay_settings
         return build_context(
-            settings, db=database, lakehouse=lakehouse, station=station, pipeline=pipeline or launcher
+            settings,
+            db=database,
+            lakehouse=lakehouse,
+            station=station,
+            pipeline=pipeline or launcher,
         )
 
     return make

@@ -156,7 +156,8 @@ class StripeStandIn:
         return f"{prefix}_test_{secrets.token_hex(8)}"
 
     def _tick(self) -> int:
-        self.clock += 1
+        # Strictly increasing, and no slower than real time.
+        self.clock = max(self.clock + 1, int(time.time()))
         return self.clock
 
     def handle(
@@ -172,7 +173,9 @@ class StripeStandIn:
         with self.lock:
             self.state.requests.append((method, url.path))
             if auth != f"Bearer {API_KEY}":
-                return self._error(StripeError(401, "Invalid API Key provided", type_="invalid_request_error"))
+                return self._error(
+                    StripeError(401, "Invalid API Key provided", type_="invalid_request_error")
+                )
             params = _nest(parse_qsl(body, keep_blank_values=True))
             if method == "POST" and idempotency_key:
                 seen = self.state.idempotent.get((url.path, idempotency_key))
@@ -377,7 +380,10 @@ class StripeStandIn:
             "status": "paid" if paid else "open",
             "amount_paid": item["price"]["unit_amount"] if paid else 0,
             "attempt_count": 1,
-            "parent": {"type": "subscription_details", "subscription_details": {"subscription": sub["id"]}},
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {"subscription": sub["id"]},
+            },
             "lines": {
                 "object": "list",
                 "data": [
@@ -443,7 +449,9 @@ class StripeStandIn:
     def refund(self, payment_intent: str, amount: int | None = None) -> list[dict[str, Any]]:
         """Refund (part of) the charge of a payment."""
         with self.lock:
-            charge = next(c for c in self.state.charges.values() if c["payment_intent"] == payment_intent)
+            charge = next(
+                c for c in self.state.charges.values() if c["payment_intent"] == payment_intent
+            )
             left = charge["amount"] - charge["amount_refunded"]
             charge["amount_refunded"] += left if amount is None else min(amount, left)
             charge["refunded"] = charge["amount_refunded"] >= charge["amount"]

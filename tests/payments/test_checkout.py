@@ -65,23 +65,31 @@ def test_checkout_creates_the_customer_once_and_a_double_click_makes_one_session
         account = s.get(BillingAccount, user.user_id)
         assert account is not None and account.stripe_customer_id == stripe_session["customer"]
         assert s.scalar(select(func.count()).select_from(CheckoutSession)) == 2
-        started = s.scalars(select(OutboxEvent).where(OutboxEvent.event == "checkout_started")).all()
+        started = s.scalars(
+            select(OutboxEvent).where(OutboxEvent.event == "checkout_started")
+        ).all()
         assert len(started) == 2  # the double click is not a second conversion step
 
 
-def test_an_explicit_idempotency_key_opens_a_new_session(
-    client: TestClient, users: Users
-) -> None:
+def test_an_explicit_idempotency_key_opens_a_new_session(client: TestClient, users: Users) -> None:
     user = users.create()
-    a = client.post("/api/v1/checkout", json={"item": "pro"}, headers={**user.headers, "Idempotency-Key": "k1"})
-    b = client.post("/api/v1/checkout", json={"item": "pro"}, headers={**user.headers, "Idempotency-Key": "k2"})
-    c = client.post("/api/v1/checkout", json={"item": "pro"}, headers={**user.headers, "Idempotency-Key": "k1"})
+    a = client.post(
+        "/api/v1/checkout", json={"item": "pro"}, headers={**user.headers, "Idempotency-Key": "k1"}
+    )
+    b = client.post(
+        "/api/v1/checkout", json={"item": "pro"}, headers={**user.headers, "Idempotency-Key": "k2"}
+    )
+    c = client.post(
+        "/api/v1/checkout", json={"item": "pro"}, headers={**user.headers, "Idempotency-Key": "k1"}
+    )
     assert a.status_code == b.status_code == c.status_code == 201
     assert a.json()["session_id"] != b.json()["session_id"]
     assert a.json()["session_id"] == c.json()["session_id"]
 
 
-def test_unknown_items_are_refused_with_what_can_be_bought(client: TestClient, users: Users) -> None:
+def test_unknown_items_are_refused_with_what_can_be_bought(
+    client: TestClient, users: Users
+) -> None:
     user = users.create()
     r = client.post("/api/v1/checkout", json={"item": "free"}, headers=user.headers)
     assert r.status_code == 422
@@ -105,9 +113,14 @@ def test_stripe_unreachable_answers_503_and_writes_nothing(
         with ctx.db.session() as s:
             assert s.get(BillingAccount, user.user_id) is None
             assert s.scalar(select(func.count()).select_from(CheckoutSession)) == 0
-            assert s.scalar(
-                select(func.count()).select_from(OutboxEvent).where(OutboxEvent.user_id == user.user_id, OutboxEvent.type == "conversion")
-            ) == 0
+            assert (
+                s.scalar(
+                    select(func.count())
+                    .select_from(OutboxEvent)
+                    .where(OutboxEvent.user_id == user.user_id, OutboxEvent.type == "conversion")
+                )
+                == 0
+            )
 
 
 def test_payments_unconfigured_is_a_clear_503(make_ctx: Callable[..., AppContext]) -> None:
@@ -147,7 +160,11 @@ def test_subscription_shows_plan_period_quota_and_credits(
     buy(client, standin, deliver, user.headers, "credits_10")
     body = client.get("/api/v1/subscription", headers=user.headers).json()
     sub = events[0]["data"]["object"]
-    assert (body["plan"], body["status"], body["subscription_id"]) == ("premium", "active", sub["id"])
+    assert (body["plan"], body["status"], body["subscription_id"]) == (
+        "premium",
+        "active",
+        sub["id"],
+    )
     assert body["current_period_end"] is not None
     assert body["credit_balance"] == 10
     assert body["quota"]["left_today"] == 50
