@@ -19,13 +19,15 @@ PRODUCTION_MARKER = "# Production instance: dagster-postgres storage."
 
 
 def dagster_postgres_url(url: str) -> str:
-    """dagster-postgres speaks psycopg2: drop a SQLAlchemy driver suffix."""
+    """dagster-postgres speaks psycopg2 (its NOTIFY takes a parameter only
+    psycopg2 fills in); SQLAlchemy 2.1 would pick psycopg 3 for a bare
+    ``postgresql://``, so the driver is named."""
     scheme, sep, rest = url.partition("://")
     if not sep or not scheme.startswith(("postgresql", "postgres")):
         raise ValueError(
             f"SONICFORGE_DAGSTER_POSTGRES_URL must be a postgresql:// URL, not {url!r}"
         )
-    return "postgresql://" + rest
+    return "postgresql+psycopg2://" + rest
 
 
 def production_instance_yaml(settings: Settings) -> str:
