@@ -349,6 +349,11 @@ class Launcher:
                 self._listen(name)
             else:
                 self._start(name)
+        api = self.specs.get("api")
+        if api is not None:  # the two addresses people open (serving/web.py)
+            base = api.url.removesuffix("/docs")
+            log(f"listen: {base}/ (the station in a browser)")
+            log(f"operate: {base}/console (operators and admins)")
 
     def _listen(self, name: str) -> None:
         spec = self.specs[name]
