@@ -162,6 +162,7 @@ class RecommendationService:
         self._favourites: TTLCache[str] = TTLCache(FAVOURITE_CACHE_S, max_entries=10_000)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._registry: Any = None
 
     @classmethod
     def from_context(cls, ctx: Any) -> RecommendationService:
@@ -212,11 +213,14 @@ class RecommendationService:
         """Load the champion if the alias points at another version; True on a swap."""
         if not self._store_exists():
             return False
-        from models.recommend.registry import RecommenderRegistry
+        if self._registry is None:
+            from models.recommend.registry import RecommenderRegistry
 
-        registry = RecommenderRegistry(
-            self.tracking_uri, artifact_root=self.artifact_root, model_name=self.model_name
-        )
+            # One client for every poll: building one costs far more than the query.
+            self._registry = RecommenderRegistry(
+                self.tracking_uri, artifact_root=self.artifact_root, model_name=self.model_name
+            )
+        registry = self._registry
         version = registry.champion_version(self.alias)
         if version is None or (self.model is not None and self.model.version == version):
             return False
