@@ -82,10 +82,12 @@ def listener_sessions(events: pl.LazyFrame, day: date, *, segment_s: float) -> p
         events.filter((pl.col("day") == day) & pl.col("event").is_in(HEARTBEAT_EVENTS))
         .filter(pl.col("user_id").is_not_null() | pl.col("anonymous_id").is_not_null())
         .select(
-            "ts", "user_id", "anonymous_id",
+            "ts",
+            "user_id",
+            "anonymous_id",
             unit_expr().alias("unit"),
             _json_str("output").fill_null("web").alias("output"),
-        )  # fmt: skip
+        )
         .sort("unit", "output", "ts")
         .with_columns(
             (pl.col("ts").diff().over("unit", "output") > gap).fill_null(True).alias("new")
@@ -148,7 +150,12 @@ def daily_track_metrics(
         ev.filter(pl.col("user_id").is_not_null() | pl.col("anonymous_id").is_not_null())
         .group_by("track_id")
         .agg(
-            unit_expr().n_unique().cast(pl.Int64).alias("unique_listeners"),
+            # Listeners are units whose player reported listening to the track.
+            unit_expr()
+            .filter(pl.col("event").is_in(HEARTBEAT_EVENTS))
+            .n_unique()
+            .cast(pl.Int64)
+            .alias("unique_listeners"),
             pl.when(pl.col("event").is_in(HEARTBEAT_EVENTS))
             .then(_json_num("seconds"))
             .sum()
