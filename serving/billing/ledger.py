@@ -8,17 +8,18 @@ time and changes nothing. ``lock_account`` serialises one user's spending.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from serving.billing.plans import PLANS, Plan
 from serving.db.models import BillingAccount, BillingSubscription, CreditEntry, TrackRequest
-from serving.db.types import utcnow
+from serving.db.types import UTCDateTime, utcnow
 
 #: Subscription states that grant the plan; ``past_due`` does during the grace period.
 ACTIVE_STATES = frozenset({"active", "trialing"})
@@ -60,23 +61,56 @@ def lock_account(session: Session, user_id: str) -> BillingAccount:
     return account
 
 
-def add_credits(session: Session, user_id: str, delta: int, *, kind: str, ref: str) -> bool:
-    """Record a credit change once per ``ref``; False when it was recorded before."""
-    ensure_account(session, user_id)
-    stmt = (
-        insert_for(session)(CreditEntry)
-        .values(user_id=user_id, delta=delta, kind=kind, ref=ref, created_at=utcnow())
+@functools.cache
+def _entry_insert(dialect: str) -> Any:
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        ins(CreditEntry)
+        .values({c: bindparam(c) for c in ("user_id", "delta", "kind", "ref", "created_at")})
         .on_conflict_do_nothing(index_elements=["ref"])
         .returning(CreditEntry.id)
     )
-    # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT inserts.
-    if session.execute(stmt).scalar() is None:
-        return False
-    session.execute(
-        update(BillingAccount)
-        .where(BillingAccount.user_id == user_id)
-        .values(credit_balance=BillingAccount.credit_balance + delta, updated_at=utcnow())
+
+
+# Built once: webhooks apply hundreds a second, and building a statement
+# costs about as much as running it.
+_BALANCE_UPDATE = (
+    update(BillingAccount)
+    .where(BillingAccount.user_id == bindparam("uid"))
+    .values(
+        credit_balance=BillingAccount.credit_balance + bindparam("delta"),
+        stripe_customer_id=func.coalesce(
+            BillingAccount.stripe_customer_id, bindparam("customer", type_=String())
+        ),
+        updated_at=bindparam("now", type_=UTCDateTime()),
     )
+)
+
+
+def add_credits(
+    session: Session,
+    user_id: str,
+    delta: int,
+    *,
+    kind: str,
+    ref: str,
+    customer: str | None = None,
+) -> bool:
+    """Record a credit change once per ``ref``; False when it was recorded
+    before. ``customer`` sets the account's Stripe customer if it has none."""
+    conn = session.connection()
+    now = utcnow()
+    inserted = conn.execute(
+        _entry_insert(conn.dialect.name),
+        {"user_id": user_id, "delta": delta, "kind": kind, "ref": ref, "created_at": now},
+    )
+    # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT inserts.
+    if inserted.scalar() is None:
+        return False
+    params = {"uid": user_id, "delta": delta, "customer": customer, "now": now}
+    if conn.execute(_BALANCE_UPDATE, params).rowcount != 1:
+        ensure_account(session, user_id)
+        conn.execute(_BALANCE_UPDATE, params)
     return True
 
 

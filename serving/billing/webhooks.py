@@ -11,16 +11,18 @@ canceled subscription stays canceled (Stripe never revives one).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, String, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from serving.billing.ledger import add_credits, insert_for
+from serving.billing.ledger import add_credits
 from serving.billing.plans import CREDIT_PACKS, PLANS
 from serving.db.models import (
     BillingAccount,
@@ -30,7 +32,7 @@ from serving.db.models import (
     StripeEvent,
     User,
 )
-from serving.db.types import utcnow
+from serving.db.types import UTCDateTime, utcnow
 from serving.services.outbox import record_event
 
 log = logging.getLogger("serving.billing.webhooks")
@@ -237,40 +239,71 @@ def on_invoice_payment_failed(
 # -- one-time purchases -------------------------------------------------------------
 
 
+_COMPLETE_SESSION = (
+    update(CheckoutSession)
+    .where(CheckoutSession.id == bindparam("sid"))
+    .values(
+        status="complete",
+        completed_at=bindparam("at", type_=UTCDateTime()),
+        payment_intent=func.coalesce(
+            bindparam("intent", type_=String()), CheckoutSession.payment_intent
+        ),
+        amount_total=func.coalesce(
+            bindparam("amount", type_=Integer()), CheckoutSession.amount_total
+        ),
+    )
+    .returning(CheckoutSession.user_id, CheckoutSession.item)
+)
+_SET_CUSTOMER = (
+    update(BillingAccount)
+    .where(BillingAccount.user_id == bindparam("uid"), BillingAccount.stripe_customer_id.is_(None))
+    .values(stripe_customer_id=bindparam("customer", type_=String()))
+)
+
+
 def on_checkout_completed(
     session: Session, obj: dict[str, Any], at: datetime, ctx: WebhookContext
 ) -> Outcome:
     session_id = _id(obj.get("id"))
     if session_id is None:
         return "ignored"
-    stored = session.get(CheckoutSession, session_id, with_for_update=True)
+    conn = session.connection()
+    amount = obj.get("amount_total")
+    stored = conn.execute(
+        _COMPLETE_SESSION,
+        {
+            "sid": session_id,
+            "at": at,
+            "intent": _id(obj.get("payment_intent")),
+            "amount": amount if isinstance(amount, int) else None,
+        },
+    ).first()
     metadata = obj.get("metadata") or {}
-    user_id = (
-        stored.user_id
-        if stored is not None
-        else _existing_user(session, obj.get("client_reference_id"))
-    )
-    item = stored.item if stored is not None else metadata.get("item")
+    if stored is not None:
+        user_id, item = stored.user_id, stored.item
+    else:  # made outside this API (a payment link): trust only a known user
+        user_id = _existing_user(session, obj.get("client_reference_id"))
+        item = metadata.get("item")
     if user_id is None or not isinstance(item, str):
         log.warning("checkout session %s is not one of ours; ignored", session_id)
         return "ignored"
     customer = _id(obj.get("customer"))
-    if customer:
-        account = session.get(BillingAccount, user_id)
-        if account is not None and account.stripe_customer_id is None:
-            account.stripe_customer_id = customer
-    if stored is not None:
-        stored.status = "complete"
-        stored.completed_at = at
-        stored.payment_intent = _id(obj.get("payment_intent")) or stored.payment_intent
-        stored.amount_total = obj.get("amount_total") or stored.amount_total
     mode = obj.get("mode")
     if mode == "payment":
         pack = CREDIT_PACKS.get(item)
         if pack is None or obj.get("payment_status") not in ("paid", "no_payment_required"):
             return "ignored"
-        add_credits(session, user_id, pack.credits, kind="purchase", ref=f"checkout:{session_id}")
-    elif mode == "subscription":
+        add_credits(
+            session,
+            user_id,
+            pack.credits,
+            kind="purchase",
+            ref=f"checkout:{session_id}",
+            customer=customer,
+        )
+    elif customer:
+        conn.execute(_SET_CUSTOMER, {"uid": user_id, "customer": customer})
+    if mode == "subscription":
         sub_id = _id(obj.get("subscription"))
         if (
             sub_id is not None
@@ -349,6 +382,23 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+@functools.cache
+def _event_insert(dialect: str) -> Any:
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        ins(StripeEvent)
+        .values(
+            id=bindparam("id"),
+            type=bindparam("type"),
+            created=bindparam("created"),
+            outcome="applied",
+            received_at=bindparam("received_at"),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(StripeEvent.id)
+    )
+
+
 def apply_event(
     session: Session,
     event: Mapping[str, Any],
@@ -365,11 +415,10 @@ def apply_event(
     # concurrent delivery of the same event waits here for this one's
     # commit and then inserts nothing; on SQLite the write lock is taken
     # before any read, so no two transactions act on one snapshot.
-    inserted = session.execute(
-        insert_for(session)(StripeEvent)
-        .values(id=event_id, type=event_type, created=at, outcome="applied", received_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(StripeEvent.id)
+    conn = session.connection()
+    inserted = conn.execute(
+        _event_insert(conn.dialect.name),
+        {"id": event_id, "type": event_type, "created": at, "received_at": utcnow()},
     )
     if inserted.scalar() is None:  # RETURNING: psycopg's rowcount is -1 here
         session.rollback()
@@ -379,7 +428,7 @@ def apply_event(
         obj = dict((event.get("data") or {}).get("object") or {})
         outcome: Outcome = handler(session, obj, at, ctx) if handler else "ignored"
         if outcome != "applied":
-            session.execute(
+            conn.execute(
                 update(StripeEvent).where(StripeEvent.id == event_id).values(outcome=outcome)
             )
         session.commit()
