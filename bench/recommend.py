@@ -146,6 +146,54 @@ def print_metrics(result: Any, figures: dict[str, float], *, full: bool) -> bool
 
 
 # -- serving -------------------------------------------------------------------
+def service_latency(ds: Any, result: Any, calls: int) -> dict[str, tuple[float, float]]:
+    """p50 and p99 (ms) of the service's own work per request, in process:
+    ranking and reasons, without HTTP, auth or the load generator."""
+    import numpy as np
+
+    from serving.schemas.tracks import TrackPublic
+    from serving.services.recommend import LoadedModel, RecommendationService, ServingIndex
+
+    now = datetime.now(UTC)
+    tracks = [
+        TrackPublic(
+            track_id=str(m["track_id"]), genre=m["genre"], bpm=float(m["bpm"]),
+            musical_key=m["musical_key"], duration_s=180.0, prompt="simulated",
+            backend="simulated", model_name="simulated", model_version="1",
+            created_at=now - timedelta(minutes=n), score=None, master=None, plays=n % 17,
+            on_air=True, audio_url=None,
+        )
+        for n, m in enumerate(ds.item_meta)
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    model = LoadedModel("bench", result.artifact, time.time())
+    idx = ServingIndex(tracks, model, {}, ("bench",))
+    build_s = time.perf_counter() - t0
+    svc = RecommendationService(
+        catalog=None, lakehouse=None, db=None, tracking_uri="", artifact_root=None,
+        model_name="", alias="champion", poll_s=0,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    users = [str(u) for u in rng.choice(result.artifact.user_ids, calls)]
+    seeds = [tracks[int(t)] for t in rng.integers(0, len(tracks), calls)]
+    out = {}
+    for name, fn in (
+        ("personalized", lambda k: svc.personalized(idx, users[k], limit=10)),
+        ("similar/{id}", lambda k: svc.similar(idx, seeds[k], limit=10)),
+        ("trending", lambda k: svc.trending(idx, limit=10)),
+    ):
+        lat = []
+        for k in range(calls):
+            t = time.perf_counter()
+            fn(k)
+            lat.append(time.perf_counter() - t)
+        arr = np.array(lat) * 1000
+        out[name] = (float(np.percentile(arr, 50)), float(np.percentile(arr, 99)))
+    print(f"\nservice in process ({len(tracks):,} candidates, index built in {build_s:.2f} s, "
+          f"{calls} calls each): " + ", ".join(f"{k} p50 {a:.2f} / p99 {b:.2f} ms" for k, (a, b) in out.items()))  # fmt: skip
+    return out
+
+
 def seed_lake(root: Path, ds: Any) -> list[str]:
     """The simulated catalog as the lakehouse's on-air tracks."""
     from sonicforge.lakehouse import Lakehouse
@@ -465,6 +513,7 @@ def main() -> int:
     p.add_argument("--skip-serving", action="store_true")
     p.add_argument("--duration", type=float, default=5.0, help="seconds of load per endpoint")
     p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--calls", type=int, default=2000, help="in-process service calls per endpoint")
     p.add_argument(
         "--rate", type=float, default=200.0, help="requests/s for the p99 (the read load)"
     )
@@ -474,6 +523,7 @@ def main() -> int:
     args.size = (args.listeners or size[0], args.tracks or size[1], args.plays or size[2])
     ds, result, figures = train(args)
     ok = print_metrics(result, figures, full=args.size == SIZES["full"])
+    service_latency(ds, result, args.calls)
     if not args.skip_serving:
         ok &= serve(args, ds, result)
     print("\nPASS" if ok else "\nsome targets MISSED")

@@ -111,9 +111,9 @@ def event_feedback(lakehouse: Any, w: Weights, *, skip_below: float) -> list[Fee
     t = read_table(
         lakehouse, "events", ["type", "event", "user_id", "track_id", "properties", "ts"]
     )
-    if t is None or t.num_rows == 0 or "user_id" not in t.column_names:
+    if t is None or t.num_rows == 0 or not {"user_id", "track_id"} <= set(t.column_names):
         return []
-    t = t.filter(pc.is_valid(t["user_id"]) & pc.is_valid(t["track_id"]))
+    t = t.filter(pc.and_(pc.is_valid(t["user_id"]), pc.is_valid(t["track_id"])))
     out = []
     for r in t.to_pylist():
         name = str(r.get("event") or r.get("type") or "").lower()
@@ -370,9 +370,18 @@ def plan_feedback(lakehouse: Any, *, skip_below: float) -> list[Any]:
             add(v["track_id"], (v["stars"] - 1) / 4.0, 2.0, v["ts"])
         elif v.get("direction"):
             add(v["track_id"], 1.0 if v["direction"] > 0 else 0.0, 2.0, v["ts"])
-    for f in event_feedback(lakehouse, Weights(), skip_below=skip_below):
-        if f.kind == "request":
-            add(f.track_id, 1.0, 3.0, f.ts)
+    # Requests ask for a genre before any track exists: that is demand too.
+    events = read_table(lakehouse, "events", ["type", "event", "track_id", "properties", "ts"])
+    for e in events.to_pylist() if events is not None else []:
+        name = str(e.get("event") or e.get("type") or "").lower()
+        if name not in REQUEST_EVENTS and str(e.get("type") or "").lower() not in REQUEST_EVENTS:
+            continue
+        if e.get("track_id") in attrs:
+            add(e["track_id"], 1.0, 3.0, e["ts"])
+            continue
+        genre = _props(e.get("properties")).get("genre")
+        if isinstance(genre, str) and genre:
+            out.append(PlanFeedback(genre=genre, reward=1.0, weight=3.0, ts=e["ts"]))
     return out
 
 

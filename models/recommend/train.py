@@ -38,7 +38,7 @@ class TrainConfig:
     bpr_iterations: int = 60
     test_days: float = 7.0
     max_eval_users: int | None = 10_000
-    content_scales: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 6.0)
+    content_scales: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
     baselines: tuple[str, ...] = BASELINES
     candidates: tuple[str, ...] = CANDIDATES
     seed: int = 0
