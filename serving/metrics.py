@@ -123,6 +123,21 @@ def instruments() -> Instruments:
     return Instruments()
 
 
+# A route included through routers knows only its own part of the path
+# ("/analytics/events"); the prefixes above it are static, so the full
+# template is found once per route from the first path it answered.
+_LABEL_ATTR = "_sonicforge_metrics_route"
+
+
+def full_template(path: str, template: str) -> str:
+    """``/api/v1`` + ``/analytics/experiments/{id}``: the path's leading
+    segments that the route's own template does not cover, then the template."""
+    own = template.strip("/").split("/") if template.strip("/") else []
+    parts = path.strip("/").split("/") if path.strip("/") else []
+    prefix = parts[: max(0, len(parts) - len(own))]
+    return "/" + "/".join([*prefix, *own])
+
+
 def _route_label(scope: Scope) -> str:
     path: str = scope.get("path", "")
     if path in FIXED_ROUTES:
@@ -130,7 +145,11 @@ def _route_label(scope: Scope) -> str:
     route = scope.get("route")
     template = getattr(route, "path", None)
     if isinstance(template, str):
-        return template
+        full = getattr(route, _LABEL_ATTR, None)
+        if full is None:  # kept on the route itself (routes are not hashable)
+            full = full_template(path, template)
+            setattr(route, _LABEL_ATTR, full)
+        return str(full)
     if path.startswith("/hls/"):
         return "/hls/{path}"
     return "unmatched"  # unknown paths would make one series each

@@ -380,7 +380,17 @@ async def accept(
     request_id: str | None,
 ) -> TrackAccepted:
     """Validate ``raw``, write its valid events, answer once committed."""
-    rows, answer = prepare(raw, user_id=user_id, max_skew_s=max_skew_s,
-                           request_id=request_id, dialect=writer.dialect)  # fmt: skip
+    from serving.metrics import instruments
+
+    counters = instruments()
+    try:
+        rows, answer = prepare(raw, user_id=user_id, max_skew_s=max_skew_s,
+                               request_id=request_id, dialect=writer.dialect)  # fmt: skip
+    except IngestError as exc:
+        counters.events_rejected.inc(max(1, len(exc.details)))
+        raise
     await writer.write(rows)
+    counters.events_accepted.inc(answer.accepted)
+    if answer.rejected:
+        counters.events_rejected.inc(len(answer.rejected))
     return answer
