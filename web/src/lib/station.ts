@@ -58,6 +58,7 @@ export function startStation(): StationView {
           visualizer?.start();
         } else if (state === "paused" || state === "error") {
           visualizer?.stop();
+          feed.stop(); // no spectrum is needed until the next Play
         }
         if (state === "error" && why) announce(`Playback failed: ${why}`);
       },
@@ -159,9 +160,9 @@ export function startStation(): StationView {
     setInterval(() => {
       if (!current) return;
       const pos = Math.min(current.duration_s, current.position_s + (performance.now() - statusAt) / 1000);
-      if (bar) bar.style.width = `${(100 * pos) / Math.max(1, current.duration_s)}%`;
+      if (bar) bar.style.transform = `scaleX(${(pos / Math.max(1, current.duration_s)).toFixed(3)})`;
       if (time) text(time, `${clock(pos)} / ${clock(current.duration_s)}`);
-    }, 500);
+    }, 1000);
   }
 
   const live = new LiveStatus(api, (status, via) => {

@@ -14,6 +14,8 @@ export class Visualizer {
   private lastDraw = 0;
   private readonly ctx: CanvasRenderingContext2D | null;
   private hue = 200;
+  private quietDrawn = false;
+  private palette: string[] = [];
   /** Frames drawn, and how many of them had a feed frame for the moment heard. */
   drawn = 0;
   matched = 0;
@@ -23,11 +25,19 @@ export class Visualizer {
     private readonly buffer: FrameBuffer,
     private readonly clock: AudibleClock,
   ) {
-    this.ctx = canvas.getContext("2d", { alpha: false });
+    this.ctx = canvas.getContext("2d", { alpha: false, desynchronized: true });
   }
 
   setHue(hue: number): void {
     this.hue = hue;
+    this.palette = [];
+  }
+
+  /** Colours per bar and level step, made once per hue (not 2,000 strings a second). */
+  private colour(bar: number, level: number): string {
+    const step = Math.min(15, Math.floor(level * 16));
+    const key = bar * 16 + step;
+    return (this.palette[key] ??= `hsl(${(this.hue + bar * 4) % 360} 80% ${35 + step * 2.2}%)`);
   }
 
   start(): void {
@@ -50,8 +60,11 @@ export class Visualizer {
   }
 
   resize(): void {
-    const ratio = Math.min(2, window.devicePixelRatio || 1);
-    const w = Math.max(1, Math.round(this.canvas.clientWidth * ratio));
+    // 32 bars need no more than ~640 pixels across: a smaller backing store
+    // keeps each frame's raster and upload cheap (the CSS size is unchanged).
+    const css = Math.max(1, this.canvas.clientWidth);
+    const ratio = Math.min(2, window.devicePixelRatio || 1, MAX_BACKING_W / css);
+    const w = Math.max(1, Math.round(css * ratio));
     const h = Math.max(1, Math.round(this.canvas.clientHeight * ratio));
     if (this.canvas.width !== w || this.canvas.height !== h) {
       this.canvas.width = w;
@@ -67,6 +80,10 @@ export class Visualizer {
     this.drawn += 1;
     if (frame) this.matched += 1;
     this.levels = smooth(this.levels, frame ? frame.b : ZEROS, dt);
+    // Silence (or no frame) drawn once is not drawn again every frame.
+    const quiet = this.levels.every((v) => v < 0.002);
+    if (quiet && this.quietDrawn) return;
+    this.quietDrawn = quiet;
     this.draw();
   }
 
@@ -82,10 +99,11 @@ export class Visualizer {
     for (let i = 0; i < n; i++) {
       const v = this.levels[i] ?? 0;
       const bh = Math.max(2, v * (h - 4));
-      ctx.fillStyle = `hsl(${(this.hue + i * 4) % 360} 80% ${35 + v * 35}%)`;
+      ctx.fillStyle = this.colour(i, v);
       ctx.fillRect(gap + i * (bar + gap), h - bh, bar, bh);
     }
   }
 }
 
 const ZEROS: number[] = new Array(32).fill(0);
+const MAX_BACKING_W = 640;

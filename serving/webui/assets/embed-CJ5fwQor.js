@@ -1,1 +1,0 @@
-import{t as e}from"./station-DcJ_fNDQ.js";e();
