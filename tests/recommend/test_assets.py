@@ -170,3 +170,37 @@ def test_generation_plan_asset(lakehouse: Lakehouse, mlflow_local: LocalMLflowRe
     registry = RecommenderRegistry.from_tracking(mlflow_local.tracking())
     run = registry.client.get_run(str(meta["mlflow_run_id"].value))
     assert any(k.startswith("share.genre.") for k in run.data.metrics)
+
+
+def test_the_air_feed_sensor_asks_for_the_plan(
+    lakehouse: Lakehouse, mlflow_local: LocalMLflowResource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a plan exists, the sensor's run asks for its tracks (genre, bpm,
+    key and mood each), and the generation config turns them into specs."""
+    from orchestration.config import GenerationConfig
+    from orchestration.sensors import air_feed_sensor
+
+    monkeypatch.setenv("SONICFORGE_STREAM_MIN_UNPLAYED_AIRTIME_S", "1000")
+    get_settings.cache_clear()
+    resources = {"lakehouse": LocalLakehouseResource(root=lakehouse.root_uri)}
+    with dg.instance_for_test() as instance:
+        before = air_feed_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert isinstance(before, dg.SensorResult)
+        (request,) = before.run_requests or []
+        config = request.run_config["ops"]["generated_tracks"]["config"]
+        assert "planned" not in config  # no plan yet: the default genres take turns
+        dg.materialize(
+            [generation_plan],
+            resources={**resources, "mlflow": mlflow_local},
+            run_config={"ops": {"generation_plan": {"config": {"count": 12, "seed": 2}}}},
+        )
+        result = air_feed_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert isinstance(result, dg.SensorResult)
+        (request,) = result.run_requests or []
+    config = request.run_config["ops"]["generated_tracks"]["config"]
+    planned = config["planned"]
+    assert len(planned) == config["count"] and config["genres"] == [p["genre"] for p in planned]
+    specs = GenerationConfig(**config).track_specs()
+    assert [(s.genre, s.bpm, s.musical_key, s.mood) for s in specs] == [
+        (p["genre"], p["bpm"], p["musical_key"], p["mood"]) for p in planned
+    ]

@@ -88,3 +88,36 @@ def test_recommendation_errors(client: TestClient, seeded) -> None:
     assert r.status_code == 422
     r = client.get("/api/v1/recommendations/trending", params={"genre": "Bad Genre!"})
     assert r.status_code == 422
+
+
+def test_no_request_fails_while_the_champion_is_swapped(client: TestClient, seeded, users) -> None:
+    """Requests keep answering 200 while another thread swaps models in."""
+    import threading
+
+    on_air = [t.track_id for t in seeded if t.mastered]
+    listener = users.create()
+    svc = client.app.state.recommender  # type: ignore[attr-defined]
+    stop = threading.Event()
+
+    def swap() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            liked = on_air[n % len(on_air)]
+            svc.set_model(
+                LoadedModel(str(n), _artifact(listener.user_id, on_air, liked), time.time())
+            )
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        statuses = []
+        for k in range(60):
+            path = ("personalized", f"similar/{on_air[k % len(on_air)]}", "trending")[k % 3]
+            r = client.get(f"/api/v1/recommendations/{path}", headers=listener.headers)
+            statuses.append(r.status_code)
+            assert r.status_code == 200, r.text
+    finally:
+        stop.set()
+        swapper.join()
+    assert svc.swaps > 1 and statuses.count(200) == 60
