@@ -11,6 +11,7 @@ import anyio
 from limits import RateLimitItem
 
 from serving.billing.stripe_client import StripeGateway
+from serving.billing.webhooks import WebhookWriter
 from serving.cache import RefreshingCache, TTLCache
 from serving.db.session import Database
 from serving.ratelimit import RateLimiter
@@ -79,6 +80,7 @@ class AppContext:
     # listeners' track requests (serving.billing, serving.services.requests).
     payments: StripeGateway = field(init=False)
     requests: RequestTracker = field(init=False)
+    webhooks: WebhookWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.top_cache = RefreshingCache(self.settings.top_tracks_cache_s)
@@ -86,6 +88,7 @@ class AppContext:
         self.principals = TTLCache(PRINCIPAL_CACHE_S, max_entries=10_000)
         self.votes = VoteWriter(self.db)
         self.payments = StripeGateway(self.settings)
+        self.webhooks = WebhookWriter(self.db)
         self.requests = RequestTracker(
             db=self.db,
             settings=self.settings,
@@ -105,9 +108,11 @@ class AppContext:
 
             self.redis = async_redis_client(self.settings.redis_url)  # Sentinel URLs too
         self.requests.start()
+        self.webhooks.start()
 
     async def stop(self) -> None:
         await self.requests.stop()
+        await anyio.to_thread.run_sync(self.webhooks.stop)
         await anyio.to_thread.run_sync(self.votes.stop)
         await self.limiter.close()
         if self.redis is not None:

@@ -11,10 +11,14 @@ canceled subscription stays canceled (Stripe never revives one).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
+import queue
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -32,6 +36,7 @@ from serving.db.models import (
     StripeEvent,
     User,
 )
+from serving.db.session import Database
 from serving.db.types import UTCDateTime, utcnow
 from serving.services.outbox import record_event
 
@@ -399,15 +404,15 @@ def _event_insert(dialect: str) -> Any:
     )
 
 
-def apply_event(
+def apply_in_transaction(
     session: Session,
     event: Mapping[str, Any],
     ctx: WebhookContext,
     *,
     handlers: Mapping[str, Handler] = HANDLERS,
 ) -> Outcome:
-    """Apply a verified event once; commits. A handler's exception rolls
-    back everything, the event id included, and propagates."""
+    """Record the event's id and apply it in the session's open transaction
+    (the caller commits); ``duplicate`` when the id is recorded already."""
     event_id = str(event["id"])
     event_type = str(event.get("type") or "")
     at = _ts(event.get("created")) or utcnow()
@@ -421,18 +426,135 @@ def apply_event(
         {"id": event_id, "type": event_type, "created": at, "received_at": utcnow()},
     )
     if inserted.scalar() is None:  # RETURNING: psycopg's rowcount is -1 here
-        session.rollback()
         return "duplicate"
     handler = handlers.get(event_type)
+    obj = dict((event.get("data") or {}).get("object") or {})
+    outcome: Outcome = handler(session, obj, at, ctx) if handler else "ignored"
+    if outcome != "applied":
+        conn.execute(update(StripeEvent).where(StripeEvent.id == event_id).values(outcome=outcome))
+    return outcome
+
+
+def apply_event(
+    session: Session,
+    event: Mapping[str, Any],
+    ctx: WebhookContext,
+    *,
+    handlers: Mapping[str, Handler] = HANDLERS,
+) -> Outcome:
+    """Apply a verified event once; commits. A handler's exception rolls
+    back everything, the event id included, and propagates."""
     try:
-        obj = dict((event.get("data") or {}).get("object") or {})
-        outcome: Outcome = handler(session, obj, at, ctx) if handler else "ignored"
-        if outcome != "applied":
-            conn.execute(
-                update(StripeEvent).where(StripeEvent.id == event_id).values(outcome=outcome)
-            )
-        session.commit()
+        outcome = apply_in_transaction(session, event, ctx, handlers=handlers)
+        if outcome == "duplicate":
+            session.rollback()
+        else:
+            session.commit()
     except BaseException:
         session.rollback()
         raise
     return outcome
+
+
+@dataclass
+class _Pending:
+    event: Mapping[str, Any]
+    ctx: WebhookContext
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Outcome] = field(repr=False)
+
+
+class WebhookWriter:
+    """Group commit for webhook events: one thread per API worker applies
+    every event waiting in its queue in one transaction, so a burst of
+    deliveries (Stripe retrying after an outage) shares its commits. Each
+    event's id still commits with its effect, and a delivery is answered
+    only after the commit. A batch in which a handler fails is applied
+    again event by event, so only the failing event is refused (and rolled
+    back whole: Stripe delivers it again)."""
+
+    def __init__(self, db: Database, *, max_batch: int = 128) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    async def apply(self, event: Mapping[str, Any], ctx: WebhookContext) -> Outcome:
+        if self._thread is None:  # not started (no lifespan): apply it here
+            return await asyncio.to_thread(self._apply_one, event, ctx)
+        loop = asyncio.get_running_loop()
+        pending = _Pending(event, ctx, loop, loop.create_future())
+        self._queue.put(pending)
+        return await pending.future
+
+    def _apply_one(self, event: Mapping[str, Any], ctx: WebhookContext) -> Outcome:
+        with self.db.session() as session:
+            return apply_event(session, event, ctx, handlers=HANDLERS)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        if len(batch) == 1:
+            item = batch[0]
+            try:
+                _settle(item, result=self._apply_one(item.event, item.ctx))
+            except Exception as exc:
+                _settle(item, error=exc)
+            return
+        try:
+            with self.db.session() as session:
+                outcomes = [
+                    apply_in_transaction(session, p.event, p.ctx, handlers=HANDLERS) for p in batch
+                ]
+                session.commit()
+            self.batches += 1
+        except Exception:
+            log.warning("webhook batch failed; applying its events one by one", exc_info=True)
+            for item in batch:
+                self._write([item])
+            return
+        for item, outcome in zip(batch, outcomes, strict=True):
+            _settle(item, result=outcome)
+
+
+def _settle(
+    item: _Pending, *, result: Outcome | None = None, error: BaseException | None = None
+) -> None:
+    def done() -> None:
+        if item.future.done():
+            return
+        if error is not None:
+            item.future.set_exception(error)
+        else:
+            item.future.set_result(result)  # type: ignore[arg-type]
+
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        item.loop.call_soon_threadsafe(done)

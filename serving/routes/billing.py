@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-import anyio
 from fastapi import Header, Request, status
 
-from serving.billing.webhooks import WebhookContext, apply_event
+from serving.billing.webhooks import WebhookContext
 from serving.deps import ContextDep, CurrentPrincipal, SessionDep
 from serving.exceptions import BadRequestError, ServingError
 from serving.routing import ResourceRouter
@@ -141,12 +140,9 @@ async def receive_stripe_webhook(request: Request, ctx: ContextDep) -> WebhookAc
         raise BadRequestError(f"the payload is not a Stripe event: {exc}") from None
     hook = WebhookContext(price_plans={v: k for k, v in ctx.settings.stripe_price_ids.items()})
 
-    def apply() -> str:
-        with ctx.db.session() as session:
-            return apply_event(session, event, hook)
-
     try:
-        outcome = await anyio.to_thread.run_sync(apply)
+        # Group commit: events arriving together share one transaction.
+        outcome = await ctx.webhooks.apply(event, hook)
     except Exception as exc:
         log.exception("stripe event %s (%s) failed", event.get("id"), event.get("type"))
         raise WebhookFailedError(
