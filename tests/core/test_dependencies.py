@@ -31,7 +31,7 @@ USED_WITHOUT_IMPORT = {
 }
 # Named by the design for work of later issues (payments, metrics, analytics
 # dataframes, Kubernetes runs, PostgreSQL Dagster storage).
-LATER_ISSUES = {"stripe", "prometheus-client", "polars"}
+LATER_ISSUES = {"prometheus-client", "polars"}
 
 
 def _norm(name: str) -> str:
