@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import mimetypes
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,13 +160,10 @@ class WebConfig(Schema):
 
 
 def api_routes(app: Any) -> list[str]:
-    out = set()
-    for route in app.routes:
-        path = getattr(route, "path", "")
-        for method in getattr(route, "methods", None) or ():
-            if method != "HEAD" and getattr(route, "include_in_schema", False):
-                out.add(f"{method} {path}")
-    return sorted(out)
+    """Every documented operation, as 'METHOD /path' (from the app's OpenAPI
+    document, which FastAPI builds once)."""
+    paths = app.openapi().get("paths", {})
+    return sorted(f"{method.upper()} {path}" for path, item in paths.items() for method in item)
 
 
 def create_web_router(root: Path = WEB_DIR) -> APIRouter:
@@ -173,7 +171,7 @@ def create_web_router(root: Path = WEB_DIR) -> APIRouter:
     files = load_files(root)
     router = APIRouter()
 
-    def page(name: str):  # type: ignore[no-untyped-def]
+    def page(name: str) -> Callable[[Request], Awaitable[Response]]:
         async def read_page(request: Request) -> Response:
             item = files.get(name)
             return WebUnavailable() if item is None else _respond(request, item)
@@ -195,7 +193,7 @@ def create_web_router(root: Path = WEB_DIR) -> APIRouter:
             path, page(name), methods=["GET", "HEAD"], include_in_schema=False, name=f"web:{path}"
         )
 
-    def folder_files(folder: str):  # type: ignore[no-untyped-def]
+    def folder_files(folder: str) -> Callable[[Request, str], Awaitable[Response]]:
         async def read_web_file(request: Request, name: str) -> Response:
             # Looked up among the files read at start-up: no path reaches the disk.
             item = files.get(f"{folder}/{name}")

@@ -66,6 +66,9 @@ STACK_ENV = {
     "SONICFORGE_STREAM_NO_REPEAT_COUNT": "1",
     "SONICFORGE_STREAM_NO_REPEAT_S": "0",
     "SONICFORGE_LAKEHOUSE_CACHE_CHECK_S": "0",
+    # No Dagster here: a run the pages launch fails fast (502) instead of
+    # generating tracks on the test machine's CPUs.
+    "SONICFORGE_DAGSTER_GRAPHQL_URL": "http://127.0.0.1:9/graphql",
 }
 
 

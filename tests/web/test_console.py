@@ -82,7 +82,21 @@ def test_operator_reorders_by_drag_and_skips(probe: PageProbe, stack: Stack) -> 
     )
     page.wait_for_function("() => document.querySelectorAll('#queue [data-entry-id]').length === 2")
     assert page.locator("#outputs [data-output]").count() >= 2  # hls, mp3 (and viz) report
-    assert probe.errors == []
+
+    # KPIs and experiments from the analytics endpoints, where deployed.
+    if "GET /api/v1/analytics/dashboard" in stack.get("/api/v1/web/config").json()["routes"]:
+        page.wait_for_function(
+            "() => document.getElementById('kpis').textContent.includes('Pass rate')"
+        )
+        page.wait_for_selector("#experiments [data-experiment]")
+    # A batch on demand: this stack has no Dagster, and the console says so.
+    page.click("#batch-form button[type=submit]")
+    page.wait_for_function(
+        "() => document.getElementById('batch-status').textContent.includes('Not launched')"
+    )
+    assert "Dagster" in (page.text_content("#batch-status") or "")
+    # The browser logs the 502 of that launch; nothing else may fail.
+    assert [e for e in probe.errors if "502" not in e] == []
 
 
 def test_a_listener_is_refused_the_console(probe: PageProbe, stack: Stack) -> None:

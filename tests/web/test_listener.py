@@ -226,3 +226,36 @@ def test_keyboard_alone_plays_and_votes(probe: PageProbe) -> None:
     assert page.evaluate("() => document.activeElement.id") == "auth-email"
     page.keyboard.press("Escape")
     page.wait_for_selector("#auth-dialog:not([open])", state="attached")
+
+
+def test_a_track_request_shows_its_way_to_air(probe: PageProbe, stack: Stack) -> None:
+    """Plan-aware (the Free plan's quota from /can-generate), and the
+    request's status pushed to the page: here its generation cannot start
+    (the tests run no Dagster), so it goes from queued to failed, with the
+    reason, as the API has it."""
+    page = probe.page
+    listener = stack.account("listener")
+    page.goto("/")
+    page.wait_for_selector("#requests:not([hidden])")
+    sign_in(page, listener.email)
+    page.wait_for_function(
+        "() => document.getElementById('can-generate').textContent.includes('left')"
+    )
+    assert "Free" in (page.text_content("#can-generate") or "")
+    page.fill("#req-prompt", "warm pads at dawn")
+    page.fill("#req-genre", "ambient")
+    page.fill("#req-duration", "30")
+    page.click("#request-form button[type=submit]")
+    row = page.locator("#my-requests li").first
+    row.wait_for()
+    request_id = row.get_attribute("data-request-id")
+    page.wait_for_function(
+        "() => document.querySelector('#my-requests li').textContent.includes('Failed')",
+        timeout=20_000,
+    )
+    mine = {
+        r["request_id"]: r for r in stack.get("/api/v1/requests", headers=listener.headers).json()
+    }
+    assert mine[request_id]["status"] == "failed"
+    assert mine[request_id]["reason"] in (row.text_content() or "")
+    assert probe.errors == []

@@ -67,6 +67,21 @@ def test_optional_routes_that_exist_have_the_method_the_pages_use(spec: dict[str
             assert f"{method} {norm}" in ops, f"{name}: {r} exists with another method"
 
 
+def test_web_config_lists_the_operations_and_the_ui_links(tmp_path: Path) -> None:
+    from serving.app import create_app
+
+    settings = Settings(var_dir=tmp_path, environment="test", jwt_secret="s" * 48)
+    with TestClient(create_app(settings)) as client:
+        r = client.get("/api/v1/web/config")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["dagster_url"] == f"http://{settings.run_host}:{settings.dagster_ui_port}"
+    assert body["mlflow_url"] == f"http://{settings.run_host}:{settings.mlflow_ui_port}"
+    routes = set(body["routes"])
+    assert {"GET /api/v1/stream/status", "GET /stream/events", "POST /api/v1/vote"} <= routes
+    assert "GET /api/v1/nothing" not in routes
+
+
 def test_the_build_has_no_inline_script_or_style() -> None:
     pages = sorted(WEB_DIR.glob("*.html"))
     assert {p.name for p in pages} == {"index.html", "embed.html", "console.html", "offline.html"}

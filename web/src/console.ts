@@ -122,7 +122,7 @@ function onStatus(status: StreamStatus): void {
       h("td", {}, h("span", { class: "pill", "data-state": o.state }, o.state)),
       h("td", {}, String(o.restarts)),
       h("td", {}, String(o.listeners)),
-      h("td", { class: "muted small" }, `${o.detail} · ${ago(o.updated_at)}`),
+      h("td", { class: "muted small" }, [o.detail, ago(o.updated_at)].filter(Boolean).join(" · ")),
     ),
   );
   $("#outputs").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 5 }, "No output has reported."))]));
@@ -163,14 +163,14 @@ function renderKpis(status: StreamStatus | null): void {
     items.push(["Heartbeat", status.heartbeat_age_s === null ? "–" : `${status.heartbeat_age_s.toFixed(1)} s ago`]);
   }
   items.push(...dashboard);
-  $("#kpis").replaceChildren(...items.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  $("#kpis").replaceChildren(...items.map(([k, v]) => h("div", { class: "kpi" }, h("dt", {}, k), h("dd", {}, v))));
 }
 
 async function loadAnalytics(): Promise<void> {
   try {
     const body = await api.optional<Record<string, unknown>>("dashboard", { auth: "required" });
     if (body === null) {
-      text($("#analytics-note"), "Plays, skips, votes, pass rate and outbox lag appear here once the analytics endpoints are deployed.");
+      text($("#analytics-note"), "Plays, votes, pass rate and outbox lag appear here once the analytics endpoints are deployed.");
       return;
     }
     dashboard = dashboardKpis(body);
