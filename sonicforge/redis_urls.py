@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 from sonicforge.errors import ConfigurationError
 
@@ -74,9 +74,14 @@ def parse_redis_url(url: str) -> RedisTarget:
     """Read a Redis URL; a clear ``ConfigurationError`` for anything else."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme in DIRECT_SCHEMES:
-        query = parse_qs(urlsplit(url).query)
-        wait = int(query.get("wait_replicas", ["0"])[0])
-        return RedisTarget(url=url, wait_replicas=wait)
+        direct = parse_qs(urlsplit(url).query).get("wait_replicas", ["0"])[0]
+        if not direct.isdigit():
+            raise ConfigurationError(f"wait_replicas={direct!r} in {url!r} is not a whole number")
+        # Ours, not redis-py's: it would pass the option on to the client.
+        split = urlsplit(url)
+        kept = [(k, v) for k, v in parse_qsl(split.query) if k != "wait_replicas"]
+        clean = split._replace(query=urlencode(kept)).geturl()
+        return RedisTarget(url=clean, wait_replicas=int(direct))
     if scheme != SENTINEL_SCHEME:
         raise ConfigurationError(
             f"unsupported Redis URL {url!r}; allowed: redis://, rediss://, unix://, or "
@@ -91,13 +96,17 @@ def parse_redis_url(url: str) -> RedisTarget:
         user, _, pw = auth.partition(":")
         username, password = (unquote(user) or None), (unquote(pw) or None)
     sentinels = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host:
-            host, port = item.strip(), str(DEFAULT_SENTINEL_PORT)
+    for item in (i.strip() for i in hosts.split(",")):
+        if item.startswith("["):  # [IPv6]:port
+            host, _, tail = item[1:].partition("]")
+            port = tail.removeprefix(":") or str(DEFAULT_SENTINEL_PORT)
+        else:
+            host, _, port = item.rpartition(":")
+            if not host:
+                host, port = item, str(DEFAULT_SENTINEL_PORT)
         if not host:
             raise ConfigurationError(f"empty sentinel address in {url!r}")
-        sentinels.append((host.strip("[]"), _port(port, url)))
+        sentinels.append((host, _port(port, url)))
     parts = [p for p in path.split("/") if p]
     if not parts:
         raise ConfigurationError(
@@ -108,8 +117,8 @@ def parse_redis_url(url: str) -> RedisTarget:
         if not parts[1].isdigit():
             raise ConfigurationError(f"database {parts[1]!r} in {url!r} is not a number")
         db = int(parts[1])
-    query = {k: v[0] for k, v in parse_qs(query_text).items()}
-    wait = query.pop("wait_replicas", "1")
+    params = {k: v[0] for k, v in parse_qs(query_text).items()}
+    wait = params.pop("wait_replicas", "1")
     if not wait.isdigit():
         raise ConfigurationError(f"wait_replicas={wait!r} in {url!r} is not a whole number")
     return RedisTarget(
@@ -119,9 +128,9 @@ def parse_redis_url(url: str) -> RedisTarget:
         db=db,
         username=username,
         password=password,
-        sentinel_password=query.pop("sentinel_password", None),
+        sentinel_password=params.pop("sentinel_password", None),
         wait_replicas=int(wait),
-        options=query,
+        options=params,
     )
 
 
@@ -164,7 +173,7 @@ def redis_client(
         **_retry_kwargs(retries=retries, backoff_cap_s=backoff_cap_s, asyncio=False),
     }
     if not target.is_sentinel:
-        return redis.Redis.from_url(url, **common)
+        return redis.Redis.from_url(target.url, **common)
     from redis.sentinel import Sentinel
 
     sentinel = Sentinel(
@@ -198,7 +207,7 @@ def async_redis_client(
         **_retry_kwargs(retries=retries, backoff_cap_s=backoff_cap_s, asyncio=True),
     }
     if not target.is_sentinel:
-        return redis.asyncio.Redis.from_url(url, **common)
+        return redis.asyncio.Redis.from_url(target.url, **common)
     from redis.asyncio.sentinel import Sentinel
 
     sentinel = Sentinel(
@@ -225,7 +234,7 @@ def limits_storage(url: str) -> tuple[str, dict[str, Any]]:
     counters from replicas, so the database and the master are passed here."""
     target = parse_redis_url(url)
     if not target.is_sentinel:
-        return "async+" + url, {}
+        return "async+" + target.url, {}
     hosts = ",".join(f"{h}:{p}" for h, p in target.sentinels)
     options: dict[str, Any] = {
         "service_name": target.service,

@@ -111,12 +111,19 @@ def build_streamer(
     recorder = PlayRecorder(
         lakehouse, clock=clock, channel=channel, flush_s=settings.stream_plays_flush_s
     )
+    store = lakehouse.audio
+    if store is not None and "://" in store.root_uri:
+        # Masters on object storage are read ahead of the air (streaming.prefetch).
+        from streaming.prefetch import PrefetchingStore, upcoming_masters
+
+        catalog.refresh()  # the first load here, not raced by the prefetch thread
+        store = PrefetchingStore(store, lambda: upcoming_masters(catalog, station)).start()
     playout = Playout(
         scheduler=scheduler,
         station=station,
         recorder=recorder,
         clock=clock,
-        store=lakehouse.audio,
+        store=store,
         sample_rate=settings.stream_sample_rate,
         target_lufs=settings.stream_target_lufs,
     )

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from serving.db.models import Base
 from serving.db.session import Database
+from tests.core.test_s3_lakehouse import s3_server  # noqa: F401 - moto's S3 on loopback
 from tests.serving.conftest import (  # noqa: F401 - fixtures, registered by import
     client,
     ctx,
