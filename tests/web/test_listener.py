@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -258,4 +259,31 @@ def test_a_track_request_shows_its_way_to_air(probe: PageProbe, stack: Stack) ->
     }
     assert mine[request_id]["status"] == "failed"
     assert mine[request_id]["reason"] in (row.text_content() or "")
+    assert probe.errors == []
+
+
+def test_listener_events_reach_the_outbox_and_the_layout_follows_its_variant(
+    probe: PageProbe, stack: Stack
+) -> None:
+    page = probe.page
+    routes = stack.get("/api/v1/web/config").json()["routes"]
+    if "POST /api/v1/analytics/track" not in routes:
+        pytest.skip("this deployment has no analytics endpoints")
+    play(page)
+    page.wait_for_function("() => document.body.dataset.variant")
+    anon = page.evaluate("() => window.sonicforge.tracker.anonymousId")
+    page.evaluate("() => window.sonicforge.tracker.flush()")
+    page.wait_for_function("() => window.sonicforge.tracker.sent >= 2")
+    with sqlite3.connect(stack.db_path) as conn:
+        rows = conn.execute(
+            "SELECT type FROM event_outbox WHERE anonymous_id = ?", (anon,)
+        ).fetchall()
+    names = json.dumps(rows)
+    assert "page" in names or "page_view" in names, rows
+    assert len(rows) >= 2, rows
+    served = stack.get(
+        "/api/v1/analytics/experiments/player_layout/variant", params={"anonymous_id": anon}
+    ).json()
+    assert page.evaluate("() => document.body.dataset.variant") == served["variant"]
+    assert page.evaluate("() => document.body.dataset.layout") == served["config"]["layout"]
     assert probe.errors == []

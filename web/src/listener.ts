@@ -5,6 +5,7 @@
 import "./styles/listener.css";
 
 import { ApiError, reasonText, type Me, type Played, type Queue, type Recommendation, type RecommendationList, type Share, type Track, type VoteAggregate } from "./lib/api";
+import { HEARTBEAT_S, Tracker } from "./lib/analytics";
 import { AuthDialog } from "./lib/auth-ui";
 import { $, announce, h, maybe, show, text } from "./lib/dom";
 import { ago, trackTitle } from "./lib/format";
@@ -16,7 +17,9 @@ import { mountRequests } from "./requests";
 const station = startStation();
 const { api, session } = station;
 const auth = new AuthDialog(api);
+const tracker = new Tracker(api);
 let me: Me | null = null;
+(window as unknown as { sonicforge: Record<string, unknown> }).sonicforge.tracker = tracker;
 
 registerServiceWorker();
 installPrompt(maybe<HTMLButtonElement>("#install"));
@@ -84,6 +87,7 @@ async function vote(body: { stars?: number; direction?: "up" | "down" }): Promis
   try {
     await api.call("vote", { body: { track_id: np.track_id, ...body }, auth: "required" });
     announce(body.direction ? `Voted ${body.direction}` : `Rated ${body.stars} stars`);
+    tracker.track("vote", { ...body }, np.track_id);
     await loadVotes();
   } catch (err) {
     announce(err instanceof ApiError ? `Vote not counted: ${err.message}` : "Vote not counted");
@@ -127,6 +131,7 @@ async function openShare(): Promise<void> {
     );
   }
   text($("#share-status"), "");
+  tracker.track("share_open", { code }, np.track_id);
   shareDialog.showModal();
   input.select();
 }
@@ -259,6 +264,26 @@ station.onTrack(() => {
 station.onStatus((status) => {
   text($("#queue-length"), status.queue_length ? `(${status.queue_length} queued)` : "");
 });
+
+// -- analytics and the player_layout experiment ---------------------------------
+
+tracker.track("page_view", { path: location.pathname, referrer: document.referrer || null }, undefined, "page");
+void tracker.variant("player_layout").then((v) => {
+  const layout = typeof v?.config.layout === "string" ? v.config.layout : "classic";
+  document.body.dataset.layout = layout;
+  document.body.dataset.variant = v?.variant ?? "";
+});
+let heard = 0;
+station.player.audio.addEventListener("playing", () => {
+  tracker.track("play", { output: station.player.transport }, station.current()?.track_id);
+});
+setInterval(() => {
+  if (!station.player.playing) return;
+  heard += 1;
+  if (heard % HEARTBEAT_S === 0) {
+    tracker.track("heartbeat", { seconds: HEARTBEAT_S, output: station.player.transport === "mp3" ? "mp3" : "hls" }, station.current()?.track_id);
+  }
+}, 1000);
 
 void refreshAccount();
 void showShared();

@@ -38,6 +38,7 @@ export const OPTIONAL_ROUTES = {
   dashboard: "GET /api/v1/analytics/dashboard",
   publicStats: "GET /api/v1/analytics/public/stats",
   experiments: "GET /api/v1/analytics/experiments",
+  experimentVariant: "GET /api/v1/analytics/experiments/{experiment_id}/variant",
   trackEvent: "POST /api/v1/analytics/track",
   plans: "GET /api/v1/plans",
   subscription: "GET /api/v1/subscription",

@@ -1,0 +1,1 @@
+import{t as e}from"./station-foiIs7O5.js";e();

@@ -1,1 +1,0 @@
-import{t as e}from"./station-iwV750Hu.js";e();
