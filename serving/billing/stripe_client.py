@@ -37,7 +37,7 @@ def _plain(obj: Any) -> dict[str, Any]:
 
 
 class StripeGateway:
-    """Customers, Checkout Sessions, portal sessions, subscriptions, and
+    """Customers, Checkout Sessions, customer-portal sessions, and
     webhook verification, against ``settings.stripe_api_base`` if set."""
 
     def __init__(self, settings: Settings) -> None:
@@ -105,21 +105,6 @@ class StripeGateway:
             {"customer": customer, "return_url": return_url},
             None,
         )
-
-    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
-        import stripe
-
-        client = self._require()
-        try:
-            return _plain(client.v1.subscriptions.retrieve(subscription_id))
-        except stripe.APIConnectionError as exc:
-            raise StripeUnavailableError(
-                "Stripe could not be reached to read a subscription"
-            ) from exc
-        except stripe.StripeError as exc:
-            raise UpstreamError(
-                f"Stripe refused to read subscription {subscription_id}: {exc}"
-            ) from exc
 
     # -- webhooks ---------------------------------------------------------------
     def verify_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
