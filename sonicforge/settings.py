@@ -205,34 +205,6 @@ class Settings(BaseSettings):
     # multiprocess mode); unset with one worker: samples live in the process.
     metrics_multiproc_dir: Path | None = None
 
-    # recommender (models/recommend/, assets/ml.py, serving/services/recommend.py)
-    recommend_model_name: str = "sonicforge-recommender"
-    recommend_alias: str = "champion"
-    # The new version must beat TopPop and the champion on NDCG@10 by this
-    # relative margin (0.05: 5 % better) to take the alias.
-    recommend_promotion_margin: float = Field(default=0.0, ge=0.0, le=10.0)
-    recommend_test_days: float = Field(default=2.0, gt=0.0, le=60.0)
-    # How often the API asks the registry whether the alias moved.
-    recommend_poll_s: float = Field(default=30.0, ge=0.0, le=3600.0)
-    # Interaction weights: a play counts `play` times the share played, a
-    # skip `skip`; stars count `star` per star above (or below) 3.
-    recommend_weight_play: float = 1.0
-    recommend_weight_skip: float = -1.0
-    recommend_weight_star: float = 0.75
-    recommend_weight_upvote: float = 1.5
-    recommend_weight_downvote: float = -1.5
-    recommend_weight_share: float = 2.0
-    recommend_weight_request: float = 3.0
-    # A play under this share of the track counts as a skip.
-    recommend_skip_below: float = Field(default=0.35, ge=0.0, le=1.0)
-    # Demos: listener_interactions also reads the simulator's tables (rows
-    # stay labelled simulated).
-    recommend_include_simulated: bool = False
-    # The generation plan: the share spread evenly over genres, and the
-    # half-life of demand.
-    plan_exploration: float = Field(default=0.2, ge=0.0, le=1.0)
-    plan_half_life_days: float = Field(default=14.0, gt=0.0, le=365.0)
-
     # payments (serving/billing): Stripe and paid track requests
     stripe_api_key: SecretStr | None = None
     # The endpoint secret (whsec_...) webhook signatures are checked with.
