@@ -37,6 +37,7 @@ from serving.routes import (
     health,
     live,
     pipeline,
+    pipeline_monitor,
     recommendations,
     requests,
     shares,
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     for module in (stream, votes, tracks, shares, auth, apikeys, users, pipeline):
         include(api, module.router)
     include(api, live.router)  # now playing pushed (SSE) and history
+    include(api, pipeline_monitor.router)  # recent runs and the sensor, for the console
     include(api, recommendations.router)
     for router in (*billing.routers, requests.router):  # payments and track requests
         include(api, router)

@@ -25,6 +25,7 @@ import { dropIndex, move, orderRequest } from "./lib/reorder";
 import { installPrompt, registerServiceWorker } from "./lib/pwa";
 import { Session } from "./lib/session";
 import { dashboardKpis, playsByDay } from "./lib/dashboard";
+import { type Sensor, sensorText } from "./lib/pipeline";
 import { Series } from "./lib/series";
 
 const OPERATOR = ["stream:control", "queue:manage"];
@@ -98,6 +99,7 @@ function start(): void {
   void loadAnalytics();
   void loadExperiments();
   setInterval(() => void loadAnalytics(), 30_000);
+  setInterval(() => void loadRuns(), 30_000);
 }
 
 // -- stream control and outputs ---------------------------------------------
@@ -369,15 +371,17 @@ function keptRuns(): string[] {
 async function loadRuns(): Promise<void> {
   let runs: PipelineRun[] = [];
   try {
-    const listed = await api.optional<{ items: PipelineRun[] }>("pipelineRuns", { auth: "required", params: { limit: 10 } });
-    if (listed) runs = listed.items;
-    else {
-      const settled = await Promise.allSettled(keptRuns().map((id) => api.call<PipelineRun>("pipelineRun", { params: { run_id: id }, auth: "required" })));
-      runs = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-      text($("#sensor"), "Runs launched from this console; the Dagster UI lists every run and the air-feed sensor's ticks.");
-    }
+    runs = (await api.call<{ items: PipelineRun[] }>("pipelineRuns", { auth: "required", params: { limit: 10 } })).items;
   } catch (err) {
-    text($("#sensor"), err instanceof ApiError ? err.message : "Runs unavailable.");
+    // Dagster unreachable: at least the runs this console launched, by id.
+    const settled = await Promise.allSettled(keptRuns().map((id) => api.call<PipelineRun>("pipelineRun", { params: { run_id: id }, auth: "required" })));
+    runs = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    text($("#sensor"), err instanceof ApiError ? `Runs: ${err.message}` : "Runs unavailable.");
+  }
+  try {
+    text($("#sensor"), sensorText(await api.call<Sensor>("sensor", { auth: "required" })));
+  } catch (err) {
+    if (runs.length) text($("#sensor"), err instanceof ApiError ? `Sensor: ${err.message}` : "Sensor unavailable.");
   }
   $("#runs").replaceChildren(
     ...runs.map((r) => {
@@ -385,14 +389,14 @@ async function loadRuns(): Promise<void> {
       return h(
         "tr",
         { "data-run-id": r.run_id },
-        h("th", { scope: "row" }, h("code", {}, r.run_id.slice(0, 8))),
+        h("th", { scope: "row" }, h("code", {}, r.run_id.slice(0, 8)), h("span", { class: "muted small" }, ` ${r.job_name}`)),
         h("td", {}, h("span", { class: "pill", "data-state": r.status.toLowerCase() }, r.status)),
         h("td", {}, r.started_at ? ago(r.started_at) : "queued"),
         h("td", {}, duration(took)),
       );
     }),
   );
-  if (!runs.length) $("#runs").append(h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No runs to show.")));
+  if (!runs.length) $("#runs").append(h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No runs yet.")));
 }
 
 $("#batch-form").addEventListener("submit", (e) => {

@@ -4,6 +4,7 @@ import { Backoff } from "../src/lib/backoff";
 import { dashboardKpis, playsByDay } from "../src/lib/dashboard";
 import { ago, clock, prettyGenre, trackTitle } from "../src/lib/format";
 import { FrameBuffer, smooth } from "../src/lib/frames";
+import { sensorText } from "../src/lib/pipeline";
 import { chooseTransport } from "../src/lib/player";
 import { dropIndex, move, orderRequest } from "../src/lib/reorder";
 import { flattenNumbers, Series } from "../src/lib/series";
@@ -171,5 +172,17 @@ describe("requests", () => {
     expect(statusText({ status: "failed", reason: "quota used", expected_air_at: null })).toBe("Failed: quota used");
     expect(statusText({ status: "queued_on_air", reason: null, expected_air_at: null })).toBe("Queued to play next");
     expect(statusText({ status: "mastering", reason: null, expected_air_at: null })).toBe("mastering");
+  });
+});
+
+describe("sensor", () => {
+  it("says what the air-feed sensor last decided", () => {
+    const base = { name: "air_feed_sensor", status: "RUNNING", available: true };
+    expect(sensorText({ ...base, last_tick: null })).toBe("Air-feed sensor running; it has not decided anything yet.");
+    expect(sensorText({ ...base, last_tick: { status: "SKIPPED", at: null, skip_reason: "enough airtime", run_ids: [], error: null } })).toBe(
+      "Air-feed sensor running; last decision: skipped: enough airtime.",
+    );
+    expect(sensorText({ ...base, last_tick: { status: "SUCCESS", at: null, skip_reason: null, run_ids: ["a"], error: null } })).toContain("asked for 1 run.");
+    expect(sensorText({ ...base, available: false, last_tick: null })).toContain("Dagster UI");
   });
 });

@@ -29,6 +29,8 @@ export const ROUTES = {
   runPipeline: "POST /api/v1/pipeline/run",
   pipelineRun: "GET /api/v1/pipeline/runs/{run_id}",
   benchmarks: "GET /api/v1/pipeline/benchmark",
+  pipelineRuns: "GET /api/v1/pipeline/runs",
+  sensor: "GET /api/v1/pipeline/sensor",
   config: "GET /api/v1/web/config",
   ready: "GET /ready",
 } as const;
@@ -48,7 +50,6 @@ export const OPTIONAL_ROUTES = {
   personalized: "GET /api/v1/recommendations/personalized",
   similar: "GET /api/v1/recommendations/similar/{track_id}",
   trending: "GET /api/v1/recommendations/trending",
-  pipelineRuns: "GET /api/v1/pipeline/runs",
   myRequests: "GET /api/v1/requests",
   requestEvents: "GET /api/v1/requests/{request_id}/events",
 } as const;

@@ -1,1 +1,0 @@
-import{t as e}from"./station-foiIs7O5.js";e();

@@ -1,0 +1,1 @@
+import{t as e}from"./station-Df7j9YLw.js";e();
