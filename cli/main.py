@@ -231,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.stream import add_parser as add_stream_parser
 
     add_stream_parser(sub)
+
+    from cli.inspect import add_parser as add_inspect_parser
+
+    add_inspect_parser(sub)
     return p
 
 

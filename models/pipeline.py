@@ -326,18 +326,19 @@ def mastered_row(
 
 #: The rotation weight doubles every ``WEIGHT_DOUBLING_POINTS`` of quality
 #: score, from 1.0 at ``WEIGHT_PIVOT_SCORE``, held within ``WEIGHT_RANGE``.
-WEIGHT_PIVOT_SCORE = 80.0
-WEIGHT_DOUBLING_POINTS = 6.0
-WEIGHT_RANGE = (0.1, 8.0)
+WEIGHT_PIVOT_SCORE = 85.0
+WEIGHT_DOUBLING_POINTS = 4.0
+WEIGHT_RANGE = (0.05, 16.0)
 
 
 def rotation_weight(quality_score: float) -> float:
-    """Better tracks air more often: the weight doubles every 6 points of
-    quality score (1.0 at 80), so a track 9 points better (the 10th to the
-    90th percentile of a normal batch) is picked about 2.8x as often; it is
-    held within [0.1, 8], so every passing track keeps a chance to air and
-    no single track takes over the air. See ``tests/models/test_scoring.py``
-    for the simulated day through the streamer's scheduler."""
+    """Better tracks air more often: the weight doubles every 4 points of
+    quality score (1.0 at 85), so a track 8 points better is picked 4x as
+    often, before the streamer's no-repeat window evens plays out; it is
+    held within [0.05, 16], so every passing track keeps a chance to air and
+    no single track takes over the air. ``tests/models/test_scoring.py``
+    runs a simulated day through the streamer's scheduler: the 90th
+    percentile track airs at least twice as often as the 10th."""
     q = max(0.0, min(float(quality_score), 100.0))
     weight = 2.0 ** ((q - WEIGHT_PIVOT_SCORE) / WEIGHT_DOUBLING_POINTS)
     return round(min(max(weight, WEIGHT_RANGE[0]), WEIGHT_RANGE[1]), 4)

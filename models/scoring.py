@@ -11,8 +11,9 @@ range, mono lows, width, onset density). Its shortfalls are written to
 ``musical_reasons``; a few gross ones (a literal loop, a detuned track, no
 beat where one is intended) are gates too.
 
-``quality_score`` (0–100) is the weighted sum of five parts: technical 22,
-tempo 10, key 12, structure 20, genre fit 36. Every threshold and weight
+``quality_score`` (0–100) is 100 minus twice the weighted shortfall of five
+parts (technical 22, tempo 10, key 12, structure 20, genre fit 36; see
+``ScoreThresholds.shortfall_factor``). Every threshold and weight
 lives in ``ScoreThresholds``. Every figure is finite: silence reads as
 floors (-70 LUFS, -120 dBTP), never ``-inf``.
 
@@ -62,6 +63,11 @@ class ScoreThresholds:
     min_quality_score: float = 50.0
     #: The most a track that fails a technical gate can score.
     broken_cap: float = 40.0
+    #: Points lost per point of weighted shortfall: with 2, a track that
+    #: falls 5 % short of every measure scores 90, one 20 % short 60. Good
+    #: tracks fall short by a few per cent, so at 1 every normal track
+    #: would bunch in the 90s and the rotation could not tell them apart.
+    shortfall_factor: float = 2.0
     #: Broadband noise (white noise reads 0.56) is not music, whatever else
     #: it measures well on.
     max_spectral_flatness: float = 0.45
@@ -341,9 +347,10 @@ def score_audio(
         "structure": verdict.structure.score,
         "genre": verdict.genre.score,
     }
-    quality = technical_weight * technical_part + sum(
+    weighted = technical_weight * technical_part + sum(
         getattr(t, f"w_{k}") * v for k, v in parts.items()
     )
+    quality = max(0.0, 100.0 - t.shortfall_factor * (100.0 - weighted))
     # Broken audio is not good music, however its musical measures read: a
     # track that fails a technical gate scores at most ``broken_cap``.
     broken = (

@@ -52,6 +52,10 @@ class MusicalAnalysis:
     chroma: np.ndarray
     spectrogram: FineSpectrogram
     duration_s: float
+    #: Mean chroma entropy (nats, 0..ln 12) of the louder half of the frames:
+    #: how many pitch classes sound together where the track is fullest. A
+    #: layer muted lowers it.
+    fullness: float = 0.0
 
 
 def analyse(
@@ -100,6 +104,7 @@ def analyse(
         onsets_per_s=onset_density(spectral),
     )
     return MusicalAnalysis(
+        fullness=_fullness(chroma, spec),
         tempo=tempo,
         pattern_bpm=pattern_bpm,
         key=key,
@@ -111,3 +116,16 @@ def analyse(
         spectrogram=spec,
         duration_s=x.shape[1] / float(sample_rate),
     )
+
+
+def _fullness(chroma: np.ndarray, spec: FineSpectrogram) -> float:
+    total = spec.power.sum(axis=1)[: chroma.shape[0]]
+    if chroma.size == 0 or not np.any(total > 0):
+        return 0.0
+    loud = total >= np.percentile(total, 50)
+    c = chroma[: total.size][loud].astype(np.float64)
+    c = c[c.sum(axis=1) > 0]
+    if c.size == 0:
+        return 0.0
+    c /= c.sum(axis=1, keepdims=True)
+    return float(np.mean(-(c * np.log(c + 1e-12)).sum(axis=1)))

@@ -30,13 +30,15 @@ from models.generation.procedural import ProceduralBackend, Variant
 SR = 44100
 PITCHED = frozenset({"bass", "chords", "pad", "lead", "arp", "texture"})
 #: The layer each genre's "one layer muted" copy loses: the one a listener
-#: misses first (the bass, or the pads of a beatless track).
+#: misses first. The bass in the dance genres; lo-fi's identity is its jazz
+#: chords (its bass is soft and round, mixed far under them), ambient's its
+#: pads.
 MUTED_LAYER = {
     "house": "bass",
     "techno": "bass",
     "trance": "bass",
     "drum_and_bass": "bass",
-    "lofi_hip_hop": "bass",
+    "lofi_hip_hop": "chords",
     "ambient": "pad",
 }
 

@@ -188,22 +188,30 @@ def judge_structure(a: MusicalAnalysis) -> Part:
     )
     p.add(
         "contrast",
-        _ramp(s.contrast, 0.2, 0.05),
+        _ramp(s.contrast, 0.3, 0.12),
         6.0,
-        f"structure: no contrast between sections (novelty {s.contrast:.2f}, want ≥ 0.2)",
+        f"structure: little contrast between sections (novelty {s.contrast:.2f}, want ≥ 0.3)",
+    )
+    p.add(
+        "arc",
+        _ramp(s.arc_db, 3.0, 0.8),
+        5.0,
+        f"structure: no arc, the loudest 15 s is only {s.arc_db:.1f} dB over the quietest "
+        "(want ≥ 3 dB: builds, drops, breakdowns)",
     )
     per_minute = s.sections / minutes
     p.add(
         "sections",
-        in_range(per_minute, (1.3, 4.0), 1.0),
-        3.0,
-        f"structure: {s.sections} sections in {minutes:.1f} min (want 1.3–4 a minute)",
+        in_range(per_minute, (1.3, 4.5), 1.5),
+        2.0,
+        f"structure: {s.sections} sections in {minutes:.1f} min (want 1.3–4.5 a minute)",
     )
     p.add(
         "recurrence",
-        _ramp(s.recurrence, 0.6, 0.3),
+        in_range(s.recurrence, (0.55, 0.9), 0.15),
         4.0,
-        f"structure: nothing comes back (recurrence {s.recurrence:.2f}, want ≥ 0.6)",
+        f"structure: recurrence {s.recurrence:.2f}; want 0.55–0.9 (material that comes back, "
+        "but not the same thing throughout)",
     )
     return p
 
@@ -264,6 +272,14 @@ def genre_part(a: MusicalAnalysis, target: GenreTarget, lra_lu: float) -> Part:
         )
     score, reason = _pattern_score(a, pattern, target.drums, name)
     p.add("drums", score, 9.0, reason)
+    if target.drums in (FOUR_ON_THE_FLOOR, BOOM_BAP) and a.tempo.bpm > 0:
+        p.add(
+            "bass_line",
+            _ramp(pattern.low_offbeat, 0.45, 0.1),
+            5.0,
+            f"genre: no bass line moving between the kicks (low off-beat onsets "
+            f"{pattern.low_offbeat:.2f} of the on-beat ones, want ≥ 0.45)",
+        )
     if target.drums == BOOM_BAP and a.tempo.bpm > 0:
         p.add(
             "swing",
@@ -301,6 +317,13 @@ def genre_part(a: MusicalAnalysis, target: GenreTarget, lra_lu: float) -> Part:
         4.0,
         f"genre: no bass, chords or melody to speak of (partial coherence "
         f"{a.key.tuning_strength:.2f})",
+    )
+    p.add(
+        "fullness",
+        _ramp(a.fullness, 2.45, 1.9),
+        4.0,
+        f"genre: a thin arrangement, few notes sound together (chroma entropy "
+        f"{a.fullness:.2f} nats where the track is fullest, want ≥ 2.45)",
     )
     p.add(
         "lra",

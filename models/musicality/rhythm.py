@@ -1,7 +1,8 @@
 """The drum pattern, read from band onset envelopes folded on the beat.
 
 With the tempo read at the genre's octave, the beat period is refined and
-its phase found by a circular (Rayleigh) fit of the kick-band onsets. Each
+its phase found by a circular (Rayleigh) fit of the kick- and snare-band
+onsets. Each
 beat then gets a kick, snare and hat strength at its start and at its "&",
 from which the pattern measures follow:
 
@@ -35,6 +36,10 @@ class DrumPattern:
     offbeat_hats: float
     swing: float
     kick_presence: float  # share of beats with a kick at all
+    #: Low-band (30-150 Hz) onsets on the e, & and a of each beat over those
+    #: on the beat: a bass line moving between the kicks reads 0.5 and
+    #: more, a kick alone under nothing near 0.
+    low_offbeat: float = 0.0
 
 
 def _resultant(weights: np.ndarray, times: np.ndarray, period: float) -> complex:
@@ -61,7 +66,9 @@ def analyse_pattern(band_onsets: dict[str, np.ndarray], fps: float, bpm: float) 
     kick, snare, hats = band_onsets["kick"], band_onsets["snare"], band_onsets["hats"]
     n = kick.size
     t = np.arange(n, dtype=np.float64)
-    w = kick.astype(np.float64) ** 2
+    # The beat's phase from kicks and snares together: a two-step's second
+    # kick falls on an "&", its snares on the beat.
+    w = kick.astype(np.float64) ** 2 + snare.astype(np.float64) ** 2
     base = 60.0 * fps / bpm  # frames per beat
     best = (0.0, base, 0.0)
     for period in base * (1.0 + np.linspace(-_REFINE, _REFINE, _REFINE_STEPS)):
@@ -78,6 +85,10 @@ def analyse_pattern(band_onsets: dict[str, np.ndarray], fps: float, bpm: float) 
     s_on = _strength(snare, beats, radius)
     h_on = _strength(hats, beats, radius)
     h_and = _strength(hats, beats + period / 2.0, radius)
+    low_between = sum(
+        float(_strength(kick, beats + period * f, radius).mean()) for f in (0.25, 0.5, 0.75)
+    )
+    low_offbeat = low_between / (float(k_on.mean()) + 1e-9)
     k_ref = float(np.percentile(k_on, 90)) + 1e-9
     has_kick = k_on > 0.3 * k_ref
     groups = has_kick[: has_kick.size // 4 * 4].reshape(-1, 4)
@@ -112,6 +123,7 @@ def analyse_pattern(band_onsets: dict[str, np.ndarray], fps: float, bpm: float) 
         offbeat_hats=offbeat,
         swing=swing,
         kick_presence=float(has_kick.mean()),
+        low_offbeat=float(min(low_offbeat, 10.0)),
     )
 
 

@@ -16,6 +16,8 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 BLOCK_S = 0.5
+SMOOTH_S = 4.0
+EDGE_S = 8.0  # a turn this near either end is the fade, not a section
 KERNEL_S = 8.0  # each side of the novelty kernel: about 4 bars at 120 BPM
 MIN_SECTION_S = 12.0
 NOVELTY_PEAK = 0.12
@@ -48,6 +50,9 @@ class Structure:
     loop_share: float
     loop_s: float
     harmonic_change: float
+    #: Level of the loudest 15 s stretch over the quietest, dB, the first and
+    #: last 10 s (fades) left out: the arc of builds, drops and breakdowns.
+    arc_db: float
     novelty: np.ndarray
     similarity: np.ndarray
     block_s: float
@@ -144,6 +149,16 @@ def _loop(band_frames: np.ndarray, fps: float, beat_s: float) -> tuple[float, fl
     return best
 
 
+def _arc(band_frames: np.ndarray, fps: float) -> float:
+    power = band_frames.astype(np.float64).sum(axis=1)
+    edge = round(10.0 * fps)
+    inner = power[edge:-edge] if power.size > 2 * edge + round(15 * fps) else power
+    if inner.size < 2:
+        return 0.0
+    level = 10.0 * np.log10(uniform_filter1d(inner, size=max(1, round(15.0 * fps))) + 1e-10)
+    return float(np.percentile(level, 97) - np.percentile(level, 3))
+
+
 def analyse_structure(
     band_frames: np.ndarray,
     band_fps: float,
@@ -154,16 +169,28 @@ def analyse_structure(
     beat_s: float,
 ) -> Structure:
     """Sections, contrast, recurrence and loops of one track."""
-    feats = block_features(band_frames, band_fps, chroma, chroma_fps, onset)
+    # Smoothed over 4 s: a bar's chord change or fill is not a new section;
+    # what stays changed for several bars is.
+    feats = uniform_filter1d(
+        block_features(band_frames, band_fps, chroma, chroma_fps, onset),
+        size=round(SMOOTH_S / BLOCK_S),
+        axis=0,
+        mode="nearest",
+    )
     n = feats.shape[0]
     sim = similarity_matrix(feats)
     half = max(1, round(KERNEL_S / BLOCK_S))
     nov = novelty_curve(sim, half)
     peaks = _peaks(
-        nov, min_gap=round(MIN_SECTION_S / BLOCK_S), height=NOVELTY_PEAK, edge=round(4 / BLOCK_S)
+        nov,
+        min_gap=round(MIN_SECTION_S / BLOCK_S),
+        height=NOVELTY_PEAK,
+        edge=round(EDGE_S / BLOCK_S),
     )
     # Contrast: how strongly the three clearest turns stand out.
-    turns = _peaks(nov, min_gap=round(MIN_SECTION_S / BLOCK_S), height=0.0, edge=round(4 / BLOCK_S))
+    turns = _peaks(
+        nov, min_gap=round(MIN_SECTION_S / BLOCK_S), height=0.0, edge=round(EDGE_S / BLOCK_S)
+    )
     top = sorted((float(nov[i]) for i in turns), reverse=True)[:3]
     contrast = float(sum(top) / 3.0) if top else 0.0
     gap = round(RECURRENCE_GAP_S / BLOCK_S)
@@ -183,6 +210,7 @@ def analyse_structure(
     changes = np.abs(np.diff(bars, axis=0)).sum(axis=1)[active[1:] & active[:-1]]
     harmonic_change = float(changes.mean()) if changes.size else 0.0
     return Structure(
+        arc_db=_arc(band_frames, band_fps),
         boundaries_s=tuple(round(p * BLOCK_S, 1) for p in peaks),
         sections=len(peaks) + 1,
         contrast=contrast,

@@ -31,7 +31,10 @@ TEMPERLEY_MINOR = (5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0)
 MAJOR_MODES = frozenset({"major", "lydian", "mixolydian"})
 DECIMATE = 4
 FINE_FRAME_S = 0.1
-CHROMA_LOW_HZ, CHROMA_HIGH_HZ = 55.0, 2100.0
+#: Below 100 Hz a 2.7 Hz bin is more than a semitone apart from the next
+#: note's (E1 to F1 is 2.4 Hz): bass fundamentals would smear across pitch
+#: classes, so the chroma starts above them (their harmonics still count).
+CHROMA_LOW_HZ, CHROMA_HIGH_HZ = 100.0, 2500.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def _hann(n: int) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _chroma_matrix(freqs_key: tuple[float, float, int]) -> np.ndarray:
-    """(bins, 12) weights: each bin between 55 Hz and 2.1 kHz shares itself
+    """(bins, 12) weights: each bin between 100 Hz and 2.5 kHz shares itself
     between the two nearest A440 semitones (triangular, by cents)."""
     step, _, count = freqs_key
     freqs = np.arange(count) * step

@@ -276,3 +276,93 @@ def test_backend_identity() -> None:
     assert backend.model_name == "sonicforge-procedural"
     assert re.fullmatch(r"\d+\.\d+\.\d+", backend.model_version)
     assert set(SUPPORTED_GENRES) >= set(BEAT_GENRES) | {"ambient"}
+
+
+# --- craft: variants, presets, motifs, signatures ------------------------------
+
+
+def test_variants_mute_layers_flatten_the_form_and_detune() -> None:
+    from models.generation.procedural import Variant
+    from models.musicality.tonal import fine_spectrogram, tuning
+
+    backend = ProceduralBackend()
+    spec = [TrackSpec(genre="house")]
+    (muted,) = backend.generate_variant(
+        spec, duration_s=30.0, seed=3, variant=Variant(mute=frozenset({"bass", "lead"}))
+    )
+    assert not {"bass", "lead"} & set(muted.metadata["layers"])
+    (flat,) = backend.generate_variant(spec, duration_s=30.0, seed=3, variant=Variant(flatten=True))
+    assert [name for name, _, _ in flat.metadata["sections"]] == ["main"]
+    (sharp,) = backend.generate_variant(
+        [TrackSpec(genre="ambient")], duration_s=30.0, seed=3, variant=Variant(tuning_cents=50.0)
+    )
+    (normal,) = backend.generate([TrackSpec(genre="ambient")], duration_s=30.0, seed=3)
+    assert sharp.musical_key == normal.musical_key  # the label stays: that is the point
+    assert abs(tuning(fine_spectrogram(normal.audio, SR))[0]) < 8.0
+    assert abs(tuning(fine_spectrogram(sharp.audio, SR))[0]) > 40.0
+
+
+def test_same_genre_seeds_differ_in_sound_design_and_material() -> None:
+    from models.features import spectral_features
+    from models.musicality import analyse
+    from models.musicality.variety import distance, fingerprint
+
+    prints = []
+    for seed in (21, 22):
+        track = _render("house", seed, 40.0)
+        a = analyse(
+            np.ascontiguousarray(track.audio),
+            SR,
+            spectral_features(track.audio, SR),
+            genre="house",
+            label_key=track.musical_key,
+        )
+        prints.append(fingerprint(a))
+    # bench/music.py: first mains of one track read 0.4-1.4 apart, same-genre
+    # tracks 1.4-4.6.
+    assert distance(*prints) > 1.0
+
+
+def test_motifs_develop_by_repetition_sequence_and_inversion() -> None:
+    from models.generation.procedural import melody
+
+    rng = np.random.Generator(np.random.PCG64(5))
+    a = melody.make_motif(rng)
+    up = melody.sequence(a, 2)
+    assert up.steps == a.steps and all(
+        u == min(d + 2, 10) for u, d in zip(up.degrees, a.degrees, strict=True)
+    )
+    inv = melody.invert(a)
+    axis = a.degrees[0]
+    assert all(
+        i == max(min(2 * axis - d, 10), -3)
+        for i, d in zip(inv.degrees[:-1], a.degrees[:-1], strict=True)
+    )
+    phrases = melody.develop(a, rng, phrases=6)
+    assert phrases[0][0] == a and phrases[0][2] == a  # stated and repeated
+    assert len({tuple(m.degrees for m in p) for p in phrases}) >= 3  # a new idea per phrase
+
+
+def test_acid_lines_slide_into_the_next_note() -> None:
+    from models.generation.procedural import instruments, melody
+
+    riffs = [melody.acid_riff(np.random.Generator(np.random.PCG64(s))) for s in range(20)]
+    slides = [(r, i) for r in riffs for i, n in enumerate(r) if n.slide]
+    assert slides
+    for riff, i in slides:
+        assert riff[i + 1].step == riff[i].step + riff[i].length
+        assert riff[i + 1].midi != riff[i].midi
+    note = instruments.acid(
+        110.0, gate=4410, sr=SR, cutoff_hz=800.0, resonance=6.0, accent=False, glide_to=220.0
+    )
+    assert np.isfinite(note).all()
+    late = note[0, 4410 - 400 : 4410]  # after the glide: about 220 Hz
+    crossings = np.count_nonzero(np.diff(np.signbit(late).astype(np.int8)))
+    assert crossings >= 2 * 220 * 400 / SR * 0.7
+
+
+@pytest.mark.parametrize(
+    ("genre", "layer"), [("drum_and_bass", "break"), ("trance", "arp"), ("lofi_hip_hop", "texture")]
+)
+def test_genre_signature_layers_play(genre: str, layer: str) -> None:
+    assert layer in _render(genre, 3, 60.0).metadata["layers"]
