@@ -93,6 +93,10 @@ def test_now_playing_follows_an_operator_skip_by_push(probe: PageProbe, stack: S
     now = stack.status()["now_playing"]
     assert page.get_attribute("#np-title", "data-track-id") == now["track_id"]
     assert page.evaluate("() => document.documentElement.dataset.live") == "push"
+    # The skipped track is the newest under "recently played" (/stream/history).
+    page.wait_for_selector(f"#recent li[data-track-id='{first}']")
+    history = stack.get("/api/v1/stream/history", params={"limit": 3}).json()["items"]
+    assert history[0]["track_id"] == now["track_id"] and history[1]["track_id"] == first
     assert probe.errors == []
 
 

@@ -83,6 +83,7 @@ $("#signout").addEventListener("click", () => {
   void api.logout().then(enter);
 });
 
+let links: WebConfig | null = null;
 let started = false;
 function start(): void {
   if (started) return;
@@ -93,8 +94,7 @@ function start(): void {
   setInterval(() => void live?.refresh(), 10_000);
   void loadCatalog();
   void loadQueue();
-  void loadLinks();
-  void loadRuns();
+  void loadLinks().then(loadRuns);
   void loadBenchmarks();
   void loadAnalytics();
   void loadExperiments();
@@ -389,7 +389,14 @@ async function loadRuns(): Promise<void> {
       return h(
         "tr",
         { "data-run-id": r.run_id },
-        h("th", { scope: "row" }, h("code", {}, r.run_id.slice(0, 8)), h("span", { class: "muted small" }, ` ${r.job_name}`)),
+        h(
+          "th",
+          { scope: "row" },
+          links
+            ? h("a", { href: `${links.dagster_url}/runs/${r.run_id}`, target: "_blank", rel: "noopener", "aria-label": `Run ${r.run_id} in the Dagster UI` }, h("code", {}, r.run_id.slice(0, 8)))
+            : h("code", {}, r.run_id.slice(0, 8)),
+          h("span", { class: "muted small" }, ` ${r.job_name}`),
+        ),
         h("td", {}, h("span", { class: "pill", "data-state": r.status.toLowerCase() }, r.status)),
         h("td", {}, r.started_at ? ago(r.started_at) : "queued"),
         h("td", {}, duration(took)),
@@ -419,10 +426,10 @@ $("#batch-form").addEventListener("submit", (e) => {
 
 async function loadLinks(): Promise<void> {
   try {
-    const links = await api.config();
+    links = await api.config();
     if (!links) return;
     $<HTMLAnchorElement>("#dagster-link").href = links.dagster_url;
-    $<HTMLAnchorElement>("#mlflow-link").href = links.mlflow_url;
+    $<HTMLAnchorElement>("#mlflow-link").href = `${links.mlflow_url}/#/experiments`;
   } catch {
     /* the links keep their placeholder */
   }

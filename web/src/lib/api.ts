@@ -287,14 +287,12 @@ export class Api {
   }
 
   private configured: Promise<Set<string> | null> | null = null;
+  private configuration: Promise<WebConfig | null> | null = null;
 
-  /** This deployment's configuration (cached for the page's life). */
-  async config(): Promise<WebConfig | null> {
-    try {
-      return await this.call<WebConfig>("config", { auth: "none" });
-    } catch {
-      return null;
-    }
+  /** This deployment's configuration (asked once for the page's life). */
+  config(): Promise<WebConfig | null> {
+    this.configuration ??= this.call<WebConfig>("config", { auth: "none" }).catch(() => null);
+    return this.configuration;
   }
 
   /** Whether this deployment serves ``name``; null when it cannot tell. */

@@ -1,1 +1,0 @@
-import{t as e}from"./station-Df7j9YLw.js";e();

@@ -1,0 +1,1 @@
+import{t as e}from"./station-BQVtER2l.js";e();
