@@ -291,3 +291,23 @@ def test_listener_events_reach_the_outbox_and_the_layout_follows_its_variant(
     assert page.evaluate("() => document.body.dataset.variant") == served["variant"]
     assert page.evaluate("() => document.body.dataset.layout") == served["config"]["layout"]
     assert probe.errors == []
+
+
+def test_register_from_the_page_signs_in(probe: PageProbe, stack: Stack) -> None:
+    page = probe.page
+    page.goto("/")
+    page.click("#signin")
+    page.click("#auth-toggle")
+    email = f"new-{time.time_ns()}@example.com"
+    page.fill("#auth-name", "Newcomer")
+    page.fill("#auth-email", email)
+    page.fill("#auth-password", PASSWORD)
+    page.click("#auth-submit")
+    page.wait_for_function("() => document.documentElement.dataset.signedIn === 'true'")
+    assert "Newcomer" in (page.text_content("#account") or "")
+    r = stack.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200  # the account exists in the API
+    page.click("#signout")
+    page.wait_for_function("() => document.documentElement.dataset.signedIn === 'false'")
+    assert page.evaluate("() => localStorage.getItem('sonicforge.session')") is None
+    assert probe.errors == []

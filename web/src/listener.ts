@@ -285,6 +285,11 @@ setInterval(() => {
   }
 }, 1000);
 
+// The station's public figures (issue 10's endpoint, when present).
+void api.optional<{ tracks_generated: number; hours_aired: number }>("publicStats").then((s) => {
+  if (s) text($("#station-stats"), `${s.tracks_generated} tracks made by AI so far · ${s.hours_aired.toFixed(1)} hours on air`);
+}, () => undefined);
+
 void refreshAccount();
 void showShared();
 void loadUpNext();
