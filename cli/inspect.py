@@ -133,7 +133,11 @@ def inspect_audio(
     ax.set_xlabel("s")
     for b in analysis.structure.boundaries_s:
         ax.axvline(b, color="cyan", lw=0.8, alpha=0.8)
-    ax.set_title(f"spectrogram — {title}\ncyan: section boundaries the score found", fontsize=9)
+    ax.set_title(
+        f"spectrogram (mono, quarter rate: up to {spec.freqs[-1] / 1000:.1f} kHz) — {title}\n"
+        "cyan: section boundaries the score found",
+        fontsize=9,
+    )
     save(fig, "spectrogram")
 
     # Chromagram.

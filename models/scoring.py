@@ -11,7 +11,7 @@ range, mono lows, width, onset density). Its shortfalls are written to
 ``musical_reasons``; a few gross ones (a literal loop, a detuned track, no
 beat where one is intended) are gates too.
 
-``quality_score`` (0–100) is 100 minus twice the weighted shortfall of five
+``quality_score`` (0–100) is 100 minus three times the weighted shortfall of five
 parts (technical 22, tempo 10, key 12, structure 20, genre fit 36; see
 ``ScoreThresholds.shortfall_factor``). Every threshold and weight
 lives in ``ScoreThresholds``. Every figure is finite: silence reads as
@@ -63,11 +63,13 @@ class ScoreThresholds:
     min_quality_score: float = 50.0
     #: The most a track that fails a technical gate can score.
     broken_cap: float = 40.0
-    #: Points lost per point of weighted shortfall: with 2, a track that
-    #: falls 5 % short of every measure scores 90, one 20 % short 60. Good
+    #: Points lost per point of weighted shortfall: with 3, a track that
+    #: falls 5 % short of every measure scores 85, one 15 % short 55. Good
     #: tracks fall short by a few per cent, so at 1 every normal track
-    #: would bunch in the 90s and the rotation could not tell them apart.
-    shortfall_factor: float = 2.0
+    #: would bunch in the 90s (std about 2 over 24 tracks) and the rotation
+    #: could not tell them apart. It stretches the scale; it does not change
+    #: which of two tracks scores higher.
+    shortfall_factor: float = 3.0
     #: Broadband noise (white noise reads 0.56) is not music, whatever else
     #: it measures well on.
     max_spectral_flatness: float = 0.45

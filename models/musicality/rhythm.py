@@ -1,8 +1,8 @@
 """The drum pattern, read from band onset envelopes folded on the beat.
 
 With the tempo read at the genre's octave, the beat period is refined and
-its phase found by a circular (Rayleigh) fit of the kick- and snare-band
-onsets. Each
+its phase found where the kick- and snare-band onsets, folded on the beat,
+are strongest. Each
 beat then gets a kick, snare and hat strength at its start and at its "&",
 from which the pattern measures follow:
 
@@ -75,8 +75,15 @@ def analyse_pattern(band_onsets: dict[str, np.ndarray], fps: float, bpm: float) 
         z = _resultant(w, t, period)
         if abs(z) > best[0]:
             best = (abs(z), period, float(np.angle(z)))
-    _, period, angle = best
-    phase = (angle / (2 * np.pi)) * period % period
+    _, period, _ = best
+    # The phase from the strongest place in the fold, not the circular mean:
+    # a rolling bass on the e, & and a would pull a mean off the kick.
+    bins = 32
+    fold = np.bincount(
+        ((t % period) / period * bins).astype(np.int64) % bins, weights=w, minlength=bins
+    )
+    smooth = fold + 0.5 * (np.roll(fold, 1) + np.roll(fold, -1))
+    phase = (int(np.argmax(smooth)) + 0.5) / bins * period
     beats = np.arange(phase, n - period, period)
     if beats.size < 8:
         return DrumPattern(0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0)

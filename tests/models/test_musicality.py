@@ -199,3 +199,36 @@ def test_in_range_peaks_at_the_centre_and_falls_outside() -> None:
     assert in_range(10.0, (0.0, 10.0), 2.0) == pytest.approx(0.6)
     assert in_range(11.0, (0.0, 10.0), 2.0) == pytest.approx(0.3)
     assert in_range(12.5, (0.0, 10.0), 2.0) == 0.0
+
+
+# --- sonicforge inspect ---------------------------------------------------------
+
+
+def test_inspect_writes_the_three_pictures_with_the_score(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from cli.inspect import inspect_audio
+    from cli.main import main
+
+    x = _sections()
+    out = Path(str(tmp_path))
+    files = inspect_audio(
+        x,
+        SR,
+        {"track_id": "trk_test", "genre": "house", "bpm": 124.0, "musical_key": "C major"},
+        out,
+    )
+    names = sorted(p.name for p in files)
+    assert names == [
+        "trk_test-chromagram.png",
+        "trk_test-score.txt",
+        "trk_test-similarity.png",
+        "trk_test-spectrogram.png",
+    ]
+    for p in files:
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+    text = (out / "trk_test-score.txt").read_text()
+    assert "quality_score:" in text and "musical_reasons:" in text
+    # The CLI refuses a missing file with a clear message, exit status 2.
+    assert main(["inspect", "--file", str(out / "nope.flac"), "--out", str(out)]) == 2

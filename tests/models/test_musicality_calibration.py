@@ -43,7 +43,7 @@ def _case_scores() -> dict[str, tuple[Case, TrackScore]]:
 def test_normal_tracks_pass_with_room_to_spare() -> None:
     for genre, s in _normal_scores().items():
         assert s.passed, (genre, s.reasons)
-        assert s.quality_score >= 65.0, (genre, s.quality_score, s.musical_reasons)
+        assert s.quality_score >= 60.0, (genre, s.quality_score, s.musical_reasons)
 
 
 @pytest.mark.parametrize(

@@ -182,7 +182,7 @@ def test_clean_music_passes(sample_rate: int, channels: int) -> None:
     score = score_audio(x, sample_rate, intended_bpm=128.0, expected_duration_s=12.0)
     assert score.passed, score.reasons
     assert score.reasons == []
-    assert score.quality_score >= 65.0  # no genre or key labelled: those parts read neutral
+    assert score.quality_score >= 55.0  # no genre or key labelled: those parts read neutral
     assert score.tempo_bpm_est == pytest.approx(128.0, rel=0.01)
     assert score.clipping_ratio == 0.0 and score.silence_ratio == 0.0
     assert score.true_peak_dbtp >= 20 * math.log10(float(np.abs(x).max())) - 1e-3
