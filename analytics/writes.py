@@ -45,7 +45,7 @@ def files_per_day(lh: Lakehouse, name: str) -> dict[str, int]:
     if not lh.exists(name):
         return {}
     dt = DeltaTable(lh.table_uri(name), storage_options=lh.storage_options or None)
-    actions = dt.get_add_actions(flatten=True).to_pydict()
+    actions = pa.table(dt.get_add_actions(flatten=True)).to_pydict()
     out: dict[str, int] = {}
     for value in actions.get("partition.day", []):
         key = str(value)

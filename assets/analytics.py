@@ -89,7 +89,7 @@ def outbox_drain(
         pending, oldest = drain.pending()
     finally:
         engine.dispose()
-    common = {
+    common: dict[str, Any] = {
         "batches": report.batches,
         "recovered_batches": report.recovered_batches,
         "rows_per_s": round(report.rows_per_s, 1),

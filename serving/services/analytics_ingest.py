@@ -29,27 +29,33 @@ import json
 import logging
 import os
 import queue
+import re
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, get_args
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import make_url
 
 from serving.db.session import Database
-from serving.db.types import utcnow, uuid7
+from serving.db.types import utcnow
 from serving.schemas.analytics import (
+    ANONYMOUS_ID_PATTERN,
+    EVENT_ID_PATTERN,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
+    EventContext,
+    EventType,
     FlaggedEvent,
     RejectedEvent,
     TrackAccepted,
     TrackEvent,
 )
-from serving.schemas.common import ErrorIssue
-from serving.services.outbox import db_time, dumps, insert_sql
+from serving.schemas.common import TRACK_ID_PATTERN, ErrorIssue
+from serving.services.outbox import dumps, insert_sql
 
 log = logging.getLogger("serving.analytics")
 
@@ -121,14 +127,163 @@ def parse(raw: bytes) -> tuple[list[Any], datetime | None, bool]:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=utcnow().tzinfo)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# -- validation: a fast path for the common shape, pydantic for the rest ---------------
+
+_FIELDS = frozenset(TrackEvent.model_fields)
+_TYPES = frozenset(get_args(EventType))
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
+_ANONYMOUS_ID = re.compile(ANONYMOUS_ID_PATTERN)
+_TRACK_ID = re.compile(TRACK_ID_PATTERN)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_context = TypeAdapter(EventContext)
+
+
+def _id_ok(value: Any, pattern: re.Pattern[str], limit: int = 64) -> bool:
+    return value is None or (
+        type(value) is str and len(value) <= limit and pattern.match(value) is not None
+    )
+
+
+def _time(value: Any) -> datetime | bool | None:
+    """A parsed ISO time, ``None``, or ``False`` (let pydantic decide)."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        return False
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return False
+
+
+def _fast(item: Any) -> dict[str, Any] | None:
+    """The event's fields if it plainly satisfies ``TrackEvent`` (the same
+    rules), else ``None``: pydantic then validates it and names the errors."""
+    if type(item) is not dict or not _FIELDS.issuperset(item):
+        return None
+    kind = item.get("type", "track")
+    name = item.get("event")
+    props = item.get("properties", {})
+    if (
+        kind not in _TYPES
+        or not _id_ok(item.get("event_id"), _EVENT_ID)
+        or not _id_ok(item.get("anonymous_id"), _ANONYMOUS_ID)
+        or not _id_ok(item.get("track_id"), _TRACK_ID)
+        or (name is not None and (type(name) is not str or not 0 < len(name) <= 128
+                                  or _CONTROL.search(name)))
+        or type(props) is not dict
+        or len(props) > 200
+    ):  # fmt: skip
+        return None
+    timestamp, sent_at = _time(item.get("timestamp")), _time(item.get("sent_at"))
+    if timestamp is False or sent_at is False:
+        return None
+    context = item.get("context")
+    if context is not None:
+        if type(context) is not dict:
+            return None
+        try:
+            context = _context.validate_python(context).model_dump(exclude_none=True)
+        except ValidationError:
+            return None
+    return {"event_id": item.get("event_id"), "type": kind, "event": name,
+            "anonymous_id": item.get("anonymous_id"), "track_id": item.get("track_id"),
+            "properties": props, "context": context, "timestamp": timestamp,
+            "sent_at": sent_at}  # fmt: skip
+
+
+def _from_model(ev: TrackEvent) -> dict[str, Any]:
+    fields = {name: getattr(ev, name) for name in _FIELDS}
+    fields["context"] = ev.context.model_dump(exclude_none=True) if ev.context else None
+    return fields
+
+
+def validate(
+    items: list[Any], *, user_id: str | None, batch: bool
+) -> tuple[list[tuple[int, dict[str, Any]]], list[RejectedEvent]]:
+    good: list[tuple[int, dict[str, Any]]] = []
+    rejected: list[RejectedEvent] = []
+    for i, item in enumerate(items):
+        prefix: list[str | int] = ["body", "batch", i] if batch else ["body"]
+        fields = _fast(item)
+        if fields is None:
+            try:
+                fields = _from_model(_event.validate_python(item))
+            except ValidationError as exc:
+                issues = _issues(exc, prefix)
+                event_id = _str(item.get("event_id")) if isinstance(item, dict) else None
+                rejected.append(RejectedEvent(index=i, event_id=event_id,
+                                              errors=[ErrorIssue(**x) for x in issues]))  # fmt: skip
+                continue
+        problem = _semantic(fields, user_id=user_id)
+        if problem is not None:
+            loc, msg, kind = problem
+            rejected.append(
+                RejectedEvent(index=i, event_id=fields["event_id"],
+                              errors=[ErrorIssue(loc=prefix + loc, msg=msg, type=kind)])
+            )  # fmt: skip
+            continue
+        good.append((i, fields))
+    return good, rejected
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and len(value) <= 64 else None
+
+
+def _semantic(
+    ev: dict[str, Any], *, user_id: str | None
+) -> tuple[list[str | int], str, str] | None:
+    if user_id is None and ev["anonymous_id"] is None:
+        return (["anonymous_id"], "required without an access token (the user id comes from "
+                "the token)", "missing")  # fmt: skip
+    if ev["type"] == "track" and ev["event"] is None:
+        return ["event"], "a 'track' event needs its name in 'event'", "missing"
+    timestamp, sent_at = ev["timestamp"], ev["sent_at"]
+    if timestamp is not None and sent_at is not None and _aware(timestamp) > _aware(sent_at):
+        return (
+            ["timestamp"],
+            "may not be after sent_at (an event is sent after it happens)",
+            "value_error",
+        )
+    return None
+
+
+# -- rows -----------------------------------------------------------------------------
+
+
+def uuid7_batch(n: int, now: datetime) -> list[str]:
+    """``n`` UUIDv7 strings of one millisecond, increasing (one random draw:
+    formatting ``uuid.UUID`` objects cost more than the rest of an event)."""
+    ms = int(now.timestamp() * 1000)
+    base = secrets.randbits(73)  # leaves room to count up within the millisecond
+    out = []
+    for k in range(n):
+        rand = base + k
+        value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62)
+        value |= rand & ((1 << 62) - 1)
+        h = f"{value:032x}"
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+def _stamp(value: datetime, dialect: str) -> Any:
+    if dialect != "sqlite":
+        return value
+    # What SQLAlchemy stores for a UTC time on SQLite (db_time), faster than strftime.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def normalise(
-    ev: TrackEvent,
+    ev: dict[str, Any],
     *,
+    event_id: str,
     user_id: str | None,
     received_at: datetime,
+    received_db: Any,
     batch_sent_at: datetime | None,
     max_skew_s: float,
     request_id: str | None,
@@ -136,8 +291,8 @@ def normalise(
 ) -> tuple[tuple[Any, ...], list[str]]:
     """The outbox row of one valid event, and its flags."""
     flags: list[str] = []
-    sent_at = ev.sent_at or batch_sent_at
-    happened = ev.timestamp or sent_at
+    sent_at = ev["sent_at"] or batch_sent_at
+    happened = ev["timestamp"] or sent_at
     skew_s: float | None = None
     ts = received_at
     if sent_at is not None and happened is not None:
@@ -151,75 +306,15 @@ def normalise(
         if ts > received_at:
             ts = received_at
             flags.append("future_timestamp")
-    elif happened is not None:  # pragma: no cover - sent_at defaults to timestamp
-        ts = _aware(happened)
-    props = ev.properties
-    context = ev.context.model_dump(exclude_none=True) if ev.context is not None else None
+    context = ev["context"]
     row = (
-        ev.event_id or uuid7(),
-        ev.type,
-        ev.event,
-        user_id,
-        ev.anonymous_id,
-        ev.track_id,
-        dumps(props),
-        dumps(context) if context is not None else None,
-        None,
-        None,
-        db_time(sent_at, dialect),
-        db_time(received_at, dialect),
-        db_time(ts, dialect),
-        skew_s,
-        dumps(flags) if flags else None,
-        request_id,
-    )
+        event_id, ev["type"], ev["event"], user_id, ev["anonymous_id"], ev["track_id"],
+        dumps(ev["properties"]), dumps(context) if context is not None else None, None, None,
+        _stamp(sent_at, dialect) if sent_at is not None else None, received_db,
+        received_db if ts is received_at else _stamp(ts, dialect), skew_s,
+        dumps(flags) if flags else None, request_id,
+    )  # fmt: skip
     return row, flags
-
-
-def validate(
-    items: list[Any], *, user_id: str | None, batch: bool
-) -> tuple[list[tuple[int, TrackEvent]], list[RejectedEvent]]:
-    good: list[tuple[int, TrackEvent]] = []
-    rejected: list[RejectedEvent] = []
-    for i, item in enumerate(items):
-        prefix: list[str | int] = ["body", "batch", i] if batch else ["body"]
-        event_id = item.get("event_id") if isinstance(item, dict) else None
-        try:
-            ev = _event.validate_python(item)
-        except ValidationError as exc:
-            issues = _issues(exc, prefix)
-            rejected.append(RejectedEvent(index=i, event_id=_str(event_id),
-                                          errors=[ErrorIssue(**x) for x in issues]))  # fmt: skip
-            continue
-        problem = _semantic(ev, user_id=user_id)
-        if problem is not None:
-            loc, msg, kind = problem
-            rejected.append(
-                RejectedEvent(index=i, event_id=ev.event_id,
-                              errors=[ErrorIssue(loc=prefix + loc, msg=msg, type=kind)])
-            )  # fmt: skip
-            continue
-        good.append((i, ev))
-    return good, rejected
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and len(value) <= 64 else None
-
-
-def _semantic(ev: TrackEvent, *, user_id: str | None) -> tuple[list[str | int], str, str] | None:
-    if user_id is None and ev.anonymous_id is None:
-        return (["anonymous_id"], "required without an access token (the user id comes from "
-                "the token)", "missing")  # fmt: skip
-    if ev.type == "track" and ev.event is None:
-        return ["event"], "a 'track' event needs its name in 'event'", "missing"
-    if ev.timestamp is not None and ev.sent_at is not None and ev.timestamp > ev.sent_at:
-        return (
-            ["timestamp"],
-            "may not be after sent_at (an event is sent after it happens)",
-            "value_error",
-        )
-    return None
 
 
 def prepare(
@@ -246,18 +341,21 @@ def prepare(
     flagged: list[FlaggedEvent] = []
     seen: set[str] = set()
     ids: list[str] = []
+    made = iter(uuid7_batch(sum(1 for _, ev in good if ev["event_id"] is None), received_at))
+    received_db = _stamp(received_at, dialect)
     for index, ev in good:
-        row, flags = normalise(ev, user_id=user_id, received_at=received_at,
-                               batch_sent_at=batch_sent_at, max_skew_s=max_skew_s,
-                               request_id=request_id, dialect=dialect)  # fmt: skip
-        ids.append(row[0])
+        event_id = ev["event_id"] or next(made)
+        row, flags = normalise(ev, event_id=event_id, user_id=user_id, received_at=received_at,
+                               received_db=received_db, batch_sent_at=batch_sent_at,
+                               max_skew_s=max_skew_s, request_id=request_id, dialect=dialect)  # fmt: skip
+        ids.append(event_id)
         if flags:
-            flagged.append(FlaggedEvent(index=index, event_id=row[0], flags=flags))
-        if row[0] not in seen:  # one id twice in a batch: one row
-            seen.add(row[0])
+            flagged.append(FlaggedEvent(index=index, event_id=event_id, flags=flags))
+        if event_id not in seen:  # one id twice in a batch: one row
+            seen.add(event_id)
             rows.append(row)
-    answer = TrackAccepted(accepted=len(ids), event_ids=ids, rejected=rejected,
-                           flagged=flagged, received_at=received_at)  # fmt: skip
+    answer = TrackAccepted.model_construct(accepted=len(ids), event_ids=ids, rejected=rejected,
+                                           flagged=flagged, received_at=received_at)  # fmt: skip
     return rows, answer
 
 

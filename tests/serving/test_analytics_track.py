@@ -20,7 +20,11 @@ TRACK = "/api/v1/analytics/track"
 
 
 def _event(**overrides: Any) -> dict[str, Any]:
-    return {"event": "heartbeat", "anonymous_id": "anon-1", "properties": {"seconds": 10}} | overrides
+    return {
+        "event": "heartbeat",
+        "anonymous_id": "anon-1",
+        "properties": {"seconds": 10},
+    } | overrides
 
 
 def _rows(ctx: AppContext) -> dict[str, OutboxEvent]:
@@ -28,7 +32,9 @@ def _rows(ctx: AppContext) -> dict[str, OutboxEvent]:
         return {e.event_id: e for e in s.scalars(select(OutboxEvent))}
 
 
-def test_an_anonymous_event_is_in_the_outbox_when_accepted(client: TestClient, ctx: AppContext) -> None:
+def test_an_anonymous_event_is_in_the_outbox_when_accepted(
+    client: TestClient, ctx: AppContext
+) -> None:
     sent = datetime.now(UTC)
     r = client.post(TRACK, json=_event(event_id="ajs-1", track_id="t-1",
                                        context={"locale": "en-GB", "page": {"path": "/"}},
@@ -38,14 +44,21 @@ def test_an_anonymous_event_is_in_the_outbox_when_accepted(client: TestClient, c
     assert body["accepted"] == 1 and body["event_ids"] == ["ajs-1"]
     assert body["rejected"] == [] and body["flagged"] == []
     row = _rows(ctx)["ajs-1"]
-    assert (row.type, row.event, row.anonymous_id, row.user_id) == ("track", "heartbeat", "anon-1", None)
+    assert (row.type, row.event, row.anonymous_id, row.user_id) == (
+        "track",
+        "heartbeat",
+        "anon-1",
+        None,
+    )
     assert row.properties == {"seconds": 10}
     assert row.context == {"locale": "en-GB", "page": {"path": "/"}}
     assert row.received_at is not None and row.sent_at is not None
     assert abs(row.ts - sent) < timedelta(seconds=5)
 
 
-def test_the_user_id_comes_from_the_token(client: TestClient, ctx: AppContext, users: Users) -> None:
+def test_the_user_id_comes_from_the_token(
+    client: TestClient, ctx: AppContext, users: Users
+) -> None:
     account = users.create()
     r = client.post(TRACK, headers=account.headers,
                     json={"batch": [{"event": "skip", "track_id": "t-2"}, {"type": "page"}]})  # fmt: skip
@@ -55,7 +68,9 @@ def test_the_user_id_comes_from_the_token(client: TestClient, ctx: AppContext, u
     assert [row.type for row in rows] == ["track", "page"]
 
 
-def test_an_api_key_is_answered_by_the_route(client: TestClient, ctx: AppContext, users: Users) -> None:
+def test_an_api_key_is_answered_by_the_route(
+    client: TestClient, ctx: AppContext, users: Users
+) -> None:
     account = users.create()
     key = client.post("/api/v1/api-keys", headers=account.headers,
                       json={"name": "k", "scopes": ["votes:write"]}).json()["key"]  # fmt: skip
@@ -78,7 +93,9 @@ def test_a_client_clock_skew_is_removed(client: TestClient, ctx: AppContext) -> 
     assert not row.flags
 
 
-def test_a_future_timestamp_beyond_a_day_is_clamped_and_flagged(client: TestClient, ctx: AppContext) -> None:
+def test_a_future_timestamp_beyond_a_day_is_clamped_and_flagged(
+    client: TestClient, ctx: AppContext
+) -> None:
     future = datetime.now(UTC) + timedelta(days=3)
     r = client.post(TRACK, json=_event(event_id="future", sent_at=future.isoformat()))
     assert r.status_code == 202
@@ -94,10 +111,14 @@ def test_an_event_sent_twice_is_one_row(client: TestClient, ctx: AppContext) -> 
     for _ in range(2):
         assert client.post(TRACK, json=_event(event_id="retry-1")).status_code == 202
     with ctx.db.session() as s:
-        assert len(s.scalars(select(OutboxEvent).where(OutboxEvent.event_id == "retry-1")).all()) == 1
+        assert (
+            len(s.scalars(select(OutboxEvent).where(OutboxEvent.event_id == "retry-1")).all()) == 1
+        )
 
 
-def test_a_batch_keeps_its_good_events_and_names_the_bad(client: TestClient, ctx: AppContext) -> None:
+def test_a_batch_keeps_its_good_events_and_names_the_bad(
+    client: TestClient, ctx: AppContext
+) -> None:
     batch = [_event(event_id="good-1"), _event(properties="nope"), _event(event_id="good-2"),
              {"anonymous_id": "x"}]  # fmt: skip
     r = client.post(TRACK, json={"batch": batch})
