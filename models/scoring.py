@@ -70,6 +70,8 @@ class ScoreThresholds:
     #: could not tell them apart. It stretches the scale; it does not change
     #: which of two tracks scores higher.
     shortfall_factor: float = 3.0
+    #: Tracks shorter than this (jingles, test renders) count shortfalls once.
+    short_track_s: float = 45.0
     #: Broadband noise (white noise reads 0.56) is not music, whatever else
     #: it measures well on.
     max_spectral_flatness: float = 0.45
@@ -352,7 +354,10 @@ def score_audio(
     weighted = technical_weight * technical_part + sum(
         getattr(t, f"w_{k}") * v for k, v in parts.items()
     )
-    quality = max(0.0, 100.0 - t.shortfall_factor * (100.0 - weighted))
+    # An excerpt too short for a form (or a steady tempo reading) is judged
+    # on what it can show: its shortfalls count once.
+    factor = t.shortfall_factor if duration_s >= t.short_track_s else 1.0
+    quality = max(0.0, 100.0 - factor * (100.0 - weighted))
     # Broken audio is not good music, however its musical measures read: a
     # track that fails a technical gate scores at most ``broken_cap``.
     broken = (
