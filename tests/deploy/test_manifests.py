@@ -253,3 +253,39 @@ def test_the_k8s_executor_accepts_the_launchers_run_config() -> None:
         k8s_job_executor.config_schema.config_type, k8s_execution_config("musicgen")["config"]
     )
     assert result.success, result.errors
+
+
+def test_the_dockerfile_is_multi_stage_pinned_and_non_root() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert len(stages) >= 2, "one build stage and one runtime stage"
+    base = next(line for line in lines if line.startswith("ARG PYTHON_IMAGE="))
+    assert base.split("=", 1)[1].count(".") >= 2 and "latest" not in base  # python:3.11.x-…
+    assert any(line.startswith("ARG TORCH_VARIANT=cpu") for line in lines)
+    assert "download.pytorch.org/whl/${TORCH_VARIANT}" in text
+    pinned = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    torch = next(d for d in pinned["musicgen"] if d.startswith("torch=="))
+    assert f"ARG TORCH_VERSION={torch.split('==')[1]}" in lines
+    user = [line for line in lines if line.startswith("USER ")][-1]
+    assert user.split()[1].split(":")[0] not in ("0", "root")
+    runtime = text[text.rindex("FROM ") :]
+    assert "build-essential" not in runtime, "compilers stay in the build stage"
+    exposed = {int(p) for line in lines if line.startswith("EXPOSE ") for p in line.split()[1:]}
+    values = yaml.safe_load((DEPLOY / "dagster" / "values.yaml").read_text())
+    (location,) = values["dagster-user-deployments"]["deployments"]
+    assert {Settings().api_port, location["port"]} <= exposed
+    # Pods run as the image's user.
+    uid = int(user.split()[1].split(":")[0])
+    for _, doc in DOCS:
+        pod = doc.get("spec", {}).get("template", {}).get("spec")
+        if pod:
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            assert pod["securityContext"].get("runAsUser", uid) == uid
+
+
+def test_the_docker_context_leaves_out_local_state() -> None:
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert {".git", ".venv", "var", ".env"} <= ignored
