@@ -90,7 +90,8 @@ def test_daily_track_metrics_count_each_source() -> None:
     assert (t1["plays"], t1["unique_listeners"], t1["votes"], t1["shares"]) == (4, 3, 2, 0)
     assert t1["skip_rate"] == pytest.approx(0.25) and t1["completion_rate"] == pytest.approx(0.75)
     assert t1["mean_stars"] == pytest.approx(3.5) and t1["listening_s"] == pytest.approx(90.0)
-    assert (t2["plays"], t2["shares"], t2["unique_listeners"]) == (1, 1, 1)
+    # A share is no listening: t-2 has a sharer but no listener.
+    assert (t2["plays"], t2["shares"], t2["unique_listeners"]) == (1, 1, 0)
     assert t2["skip_rate"] is None  # no play of it ended yet
 
 
