@@ -168,7 +168,8 @@ class LeaseKeeper:
                 log.error("lease %s not renewed in time; leaving the air", self.lease.key)
                 self.lost.set()
             else:
-                self._stop.wait(self.lease.renew_s)
+                # After a failed renewal, try again sooner than the period.
+                self._stop.wait(self.lease.renew_s if ours else self.lease.renew_s / 4)
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
@@ -247,6 +248,11 @@ class StandbyStreamer:
             relay.start()
             try:
                 self._air(air_stop)
+            except Exception:
+                # A streamer that cannot start (a store down) hands the air
+                # back and stands by again, rather than ending the process.
+                log.exception("could not air; standing by again")
+                stop.wait(self.poll_s * 4)
             finally:
                 air_stop.set()
                 keeper.lost.set()  # ends the keeper's loop too

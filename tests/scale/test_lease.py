@@ -15,6 +15,7 @@ import redis
 from streaming.lease import (
     LeaseKeeper,
     RedisLease,
+    StandbyStreamer,
     hls_resume_point,
     reopen_playlists,
     resume_anchor,
@@ -102,3 +103,21 @@ def test_the_resume_point_is_where_the_published_window_ends(tmp_path: Path) -> 
     assert hls_resume_point(tmp_path / "nothing") is None
     reopen_playlists(tmp_path / "hls")
     assert "#EXT-X-ENDLIST" not in (tmp_path / "hls" / "aac_64k" / "index.m3u8").read_text()
+
+
+def test_a_streamer_that_cannot_air_hands_the_lease_back(client: redis.Redis, key: str) -> None:
+    lease = RedisLease(client, key, holder="a", ttl_s=1.0, renew_s=0.2)
+    stop = threading.Event()
+    calls: list[bool] = []
+
+    def air(air_stop: threading.Event) -> None:
+        calls.append(air_stop.is_set())
+        assert client.get(key) == b"a"  # on air only while holding the lease
+        if len(calls) == 1:
+            raise RuntimeError("the lakehouse is down")
+        stop.set()
+
+    standby = StandbyStreamer(lease, air, poll_s=0.01)
+    standby.run(stop)
+    assert calls == [False, False] and standby.takeovers == 2
+    assert client.get(key) is None  # released on the way out
