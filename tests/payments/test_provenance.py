@@ -87,9 +87,11 @@ def test_track_rows_carry_model_seed_prompt_version_and_license(tmp_path: Path) 
     assert isinstance(row["seed"], int)
 
 
-@pytest.fixture
-def registry_on_musicgen(tmp_path: Path) -> RegistryGeneratorResource:
-    """The registry's production alias on MusicGen (non-commercial weights)."""
+@pytest.fixture(scope="module")
+def registry_on_musicgen(tmp_path_factory: pytest.TempPathFactory) -> RegistryGeneratorResource:
+    """The registry's production alias on MusicGen (non-commercial weights);
+    registered once for the module (MLflow takes seconds to set up)."""
+    tmp_path = tmp_path_factory.mktemp("registry")
     mlflow = LocalMLflowResource(
         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "mlart")
     )
