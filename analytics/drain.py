@@ -22,6 +22,15 @@ event one row while the event is retained; drained rows are deleted after
 ``retention_h``.
 
 Batches stream: only one batch of rows (a few tens of MB) is in memory.
+
+Plays: the streamer keeps writing ``plays`` itself (``streaming/plays.py``),
+since it runs without the app database. That write is as safe against
+duplicates (a merge on ``play_id``, so a retried flush changes nothing) but
+not as durable: plays buffered in its memory (up to
+``stream_plays_flush_s`` or 50 rows) are lost if the streamer dies before
+a flush. A producer that has the app database sends ``play`` events
+instead; the drain merges them into ``plays`` on ``play_id`` in the same
+batch as everything else.
 """
 
 from __future__ import annotations
