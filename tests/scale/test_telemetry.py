@@ -257,3 +257,45 @@ def test_tracing_is_off_by_default(tmp_path: Path) -> None:
     assert telemetry.trace_tags() == {} or "TRACEPARENT" in os.environ
     with telemetry.span("nothing") as s:
         assert s is None
+
+
+def test_the_streamer_traces_its_track_changes(tmp_path: Path, memory_exporter: Any) -> None:
+    from sonicforge.lakehouse import Lakehouse
+    from sonicforge.settings import Settings
+    from sonicforge.station import InMemoryStationState
+    from streaming.clock import VirtualClock
+    from streaming.service import build_streamer
+    from streaming.streamer import OutputSpec
+    from tests.streaming.conftest import FREQS, SynthTrack, Tap, add_tracks
+
+    settings = Settings(
+        var_dir=tmp_path / "var",
+        stream_dir=tmp_path / "stream",
+        stream_crossfade_s=0.5,
+        stream_no_repeat_count=0,
+        stream_no_repeat_s=0.0,
+    )
+    telemetry.setup_tracing(settings, component="streamer", exporter=memory_exporter, batch=False)
+    lake = Lakehouse(str(tmp_path / "lake"))
+    lake.ensure_all()
+    tracks = [SynthTrack(f"t{i}", f, duration_s=4.0) for i, f in enumerate(FREQS[:3])]
+    add_tracks(lake, tracks)
+    blocks: list[Any] = []
+    streamer = build_streamer(
+        settings,
+        lakehouse=lake,
+        station=InMemoryStationState(),
+        clock=VirtualClock(),
+        outputs=[OutputSpec("tap", lambda: Tap(blocks))],
+    )
+    streamer.run(max_air_s=10.0)
+    changes = [s for s in memory_exporter.get_finished_spans() if s.name == "streamer.track_change"]
+    aired = [
+        s.attributes["sonicforge.track_id"]
+        for s in changes
+        if "sonicforge.track_id" in s.attributes
+    ]
+    assert len(aired) >= 2 and set(aired) <= {t.track_id for t in tracks}
+    assert all(
+        s.attributes["sonicforge.play_id"] for s in changes if "sonicforge.track_id" in s.attributes
+    )
