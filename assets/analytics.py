@@ -471,7 +471,7 @@ event_compaction_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )  # fmt: skip
 
-ANALYTICS_ASSETS = [
+ANALYTICS_ASSETS: list[dg.AssetsDefinition | dg.AssetSpec] = [
     plays, outbox_drain, listener_sessions, daily_track_metrics, trending_tracks, kpis_daily,
     experiment_results,
 ]  # fmt: skip
@@ -479,7 +479,12 @@ ANALYTICS_CHECKS = [
     events_exactly_once, sessions_account_for_every_heartbeat, daily_track_metrics_match_plays,
     kpis_are_consistent, trending_ranks_are_a_ranking, experiment_results_match_exposures,
 ]  # fmt: skip
-ANALYTICS_JOBS = [events_job, daily_analytics_job, snapshot_analytics_job, event_compaction_job]
+ANALYTICS_JOBS: list[Any] = [  # job definitions, resolved and not
+    events_job,
+    daily_analytics_job,
+    snapshot_analytics_job,
+    event_compaction_job,
+]
 ANALYTICS_SCHEDULES = [
     hourly_analytics_schedule,
     snapshot_analytics_schedule,
