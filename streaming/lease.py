@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # The timeline may resume this far behind the clock (the streamer's pacing
 # re-anchors beyond 10 s); a longer outage airs from now, with a real gap.
-RESUME_MAX_BEHIND_S = 8.0
+RESUME_MAX_BEHIND_S = 9.0
 RESUME_MAX_AHEAD_S = 2.0
 
 _RENEW = """
