@@ -262,7 +262,12 @@ class OutboxDrain:
             return rows
 
     def _claimed(self, batch: int) -> list[tuple[Any, ...]]:
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM event_outbox WHERE drain_batch = ?"
+        # In the order the events happened: a play's end must follow its start, and
+        # PostgreSQL returns rows in no promised order (one transaction shares now()).
+        sql = (
+            f"SELECT {', '.join(_COLUMNS)} FROM event_outbox WHERE drain_batch = ? "
+            "ORDER BY ts, event_id"
+        )
         with self._cursor() as cur:
             cur.execute(self._sql(sql), (batch,))
             return list(cur.fetchall())
@@ -455,6 +460,9 @@ def _plays(events: pa.Table) -> pa.Table:
         play_id = p.get("play_id")
         if not isinstance(play_id, str) or not (track_id or p.get("track_id")):
             continue
+        earlier = out.get(play_id)
+        if earlier is not None and earlier["ended_at"] is not None and not p.get("ended_at"):
+            continue  # a play that has ended stays ended, whatever order its events came in
         out[play_id] = {  # the latest event of a play wins
             "play_id": play_id,
             "track_id": track_id or p.get("track_id"),

@@ -56,6 +56,7 @@ from serving.schemas.analytics import (
 )
 from serving.schemas.common import TRACK_ID_PATTERN, ErrorIssue
 from serving.services.outbox import dumps, insert_sql
+from sonicforge.errors import SonicForgeError
 
 log = logging.getLogger("serving.analytics")
 
@@ -63,7 +64,7 @@ MAX_ROWS_PER_COMMIT = 5000
 _event = TypeAdapter(TrackEvent)
 
 
-class IngestError(Exception):
+class IngestError(SonicForgeError):
     """The request as a whole is refused: ``status`` 413 or 422."""
 
     def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]]):

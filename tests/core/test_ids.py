@@ -15,6 +15,14 @@ from sonicforge import ids
 from streaming import plays
 
 
+@pytest.fixture(autouse=True)
+def fresh_uuid7_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pass their own times: ids made earlier in the process (at the real,
+    later time) must not hold the strictly-increasing clock ahead of them."""
+    monkeypatch.setattr(ids, "_last_ms", -1)
+    monkeypatch.setattr(ids, "_last_rand", 0)
+
+
 def test_uuid7_sets_version_variant_and_time() -> None:
     now = datetime(2026, 11, 24, 15, 45, 0, 123000, tzinfo=UTC)
     value = uuid.UUID(ids.uuid7(now))
