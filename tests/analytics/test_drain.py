@@ -38,7 +38,9 @@ def _outbox_ids(db: Database) -> set[str]:
         return {r[0] for r in conn.execute(text("SELECT event_id FROM event_outbox"))}
 
 
-def test_every_row_is_drained_once_in_day_partitions(app_db: Database, lakehouse: Lakehouse) -> None:
+def test_every_row_is_drained_once_in_day_partitions(
+    app_db: Database, lakehouse: Lakehouse
+) -> None:
     start = datetime.now(UTC).replace(hour=23, minute=0) - timedelta(days=1)
     rows = outbox_rows(2500, dialect=app_db.backend, start=start, step_s=2.0)  # spans midnight
     insert(app_db, rows)
@@ -136,7 +138,9 @@ def test_a_drain_killed_by_sigkill_after_its_commit_is_recovered(
         OutboxDrain(db.engine, Lakehouse({lakehouse.root_uri!r}), batch_size=1000, fault=kill).run()
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, timeout=120
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert lakehouse.count("events") == 1000
     report = OutboxDrain(db.engine, lakehouse, batch_size=1000).run()
@@ -153,7 +157,9 @@ def test_one_drain_at_a_time(app_db: Database, lakehouse: Lakehouse) -> None:
         OutboxDrain(app_db.engine, lakehouse).run()
 
 
-def test_drained_rows_are_deleted_after_the_retention(app_db: Database, lakehouse: Lakehouse) -> None:
+def test_drained_rows_are_deleted_after_the_retention(
+    app_db: Database, lakehouse: Lakehouse
+) -> None:
     insert(app_db, outbox_rows(20, dialect=app_db.backend))
     drain = OutboxDrain(app_db.engine, lakehouse, retention_h=1.0)
     assert drain.run().purged == 0  # drained just now: kept (a retry is still recognised)

@@ -22,7 +22,9 @@ AB = Experiment(
 )
 
 
-def _proportions(rng: np.random.Generator, n: dict[str, int], p: dict[str, float]) -> list[UnitOutcome]:
+def _proportions(
+    rng: np.random.Generator, n: dict[str, int], p: dict[str, float]
+) -> list[UnitOutcome]:
     out = []
     for variant, count in n.items():
         hits = rng.random(count) < p[variant]
