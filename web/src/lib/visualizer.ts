@@ -14,7 +14,9 @@ export class Visualizer {
   private lastDraw = 0;
   private readonly ctx: CanvasRenderingContext2D | null;
   private hue = 200;
-  private quietDrawn = false;
+  private heights: number[] = [];
+  /** Display frames that would have drawn the same picture again. */
+  skipped = 0;
   private palette: string[] = [];
   /** Frames drawn, and how many of them had a feed frame for the moment heard. */
   drawn = 0;
@@ -80,10 +82,19 @@ export class Visualizer {
     this.drawn += 1;
     if (frame) this.matched += 1;
     this.levels = smooth(this.levels, frame ? frame.b : ZEROS, dt);
-    // Silence (or no frame) drawn once is not drawn again every frame.
-    const quiet = this.levels.every((v) => v < 0.002);
-    if (quiet && this.quietDrawn) return;
-    this.quietDrawn = quiet;
+    // A display frame whose bars would not move by a pixel is not drawn:
+    // same picture, no raster, no upload (most of a canvas's cost).
+    const h = this.canvas.height - 4;
+    let same = this.heights.length === this.levels.length;
+    for (let i = 0; i < this.levels.length; i++) {
+      const px = Math.max(2, Math.round((this.levels[i] ?? 0) * h));
+      if (this.heights[i] !== px) same = false;
+      this.heights[i] = px;
+    }
+    if (same) {
+      this.skipped += 1;
+      return;
+    }
     this.draw();
   }
 
@@ -98,7 +109,7 @@ export class Visualizer {
     const bar = (w - gap * (n + 1)) / n;
     for (let i = 0; i < n; i++) {
       const v = this.levels[i] ?? 0;
-      const bh = Math.max(2, v * (h - 4));
+      const bh = this.heights[i] ?? 2;
       ctx.fillStyle = this.colour(i, v);
       ctx.fillRect(gap + i * (bar + gap), h - bh, bar, bh);
     }
@@ -106,4 +117,4 @@ export class Visualizer {
 }
 
 const ZEROS: number[] = new Array(32).fill(0);
-const MAX_BACKING_W = 640;
+const MAX_BACKING_W = 320;

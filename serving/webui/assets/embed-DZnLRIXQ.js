@@ -1,0 +1,1 @@
+import{t as e}from"./station-BVZtONcR.js";e();

@@ -1,1 +1,0 @@
-import{t as e}from"./station-BQVtER2l.js";e();
