@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/var/dagster
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench bench-generate bench-api api dagster mlflow web bench-web
+.PHONY: run test lint bench bench-generate bench-api bench-recommend api dagster mlflow web bench-web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ api: $(VENV)/.run-installed
 # load generator. BENCH_ARGS="--redis redis://127.0.0.1:6379/13" for Redis.
 bench-api: $(VENV)/.test-installed
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
+
+# The recommender: training time and memory, offline metrics against the
+# baselines, and the three endpoints' latency; BENCH_ARGS="--full" for
+# 100k listeners x 10k tracks x 5M plays.
+bench-recommend: $(VENV)/.test-installed
+	$(BIN)/python bench/recommend.py $(BENCH_ARGS)
 
 # The web pages (web/: TypeScript, Vite, Vitest) built into serving/webui/,
 # which the API serves, so `make run` needs no Node.js. Needs Node.js 20+.
