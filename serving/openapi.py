@@ -16,7 +16,10 @@ TAGS = [
     {"name": "votes", "description": "Stars and thumbs, and the charts they make."},
     {"name": "tracks", "description": "Tracks from the lakehouse, and their audio."},
     {"name": "sharing", "description": "Share codes and links for social networks."},
-    {"name": "recommendations", "description": "For you, like this track, and trending; each with why."},
+    {
+        "name": "recommendations",
+        "description": "For you, like this track, and trending; each with why.",
+    },
     {"name": "pipeline", "description": "Generation runs in Dagster and benchmark figures."},
     {"name": "billing", "description": "Plans, credit packs, Stripe Checkout and webhooks."},
     {"name": "requests", "description": "Listeners' track requests, from prompt to air."},
