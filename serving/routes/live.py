@@ -46,6 +46,7 @@ class NowPlayingHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.subscribed = threading.Event()  # set while the thread holds a subscription
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -66,12 +67,15 @@ class NowPlayingHub:
         while not self._stop.is_set():
             try:
                 with self.station.subscribe() as sub:
+                    self.subscribed.set()
                     while not self._stop.is_set():
                         change = sub.get(timeout_s=0.5)
                         if change is not None and self._loop is not None:
                             self._loop.call_soon_threadsafe(self._publish, change)
             except Exception:  # the store went away: subscribe again shortly
+                self.subscribed.clear()
                 self._stop.wait(1.0)
+        self.subscribed.clear()
 
     def _publish(self, change: NowPlayingChange) -> None:
         self.version += 1

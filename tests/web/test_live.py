@@ -33,14 +33,14 @@ def test_one_subscription_wakes_every_waiter_and_remembers_what_aired() -> None:
         hub.start()
         try:
             waiters = [asyncio.create_task(hub.wait(5.0)) for _ in range(3)]
-            await asyncio.sleep(0.2)  # the hub's thread is subscribed
+            assert await asyncio.to_thread(hub.subscribed.wait, 10.0)
             station.set_now_playing(now_playing("a", 0))
             assert await asyncio.gather(*waiters) == [True, True, True]
             assert await hub.wait(0.3) is False  # nothing new: a timeout, not a change
             station.set_now_playing(now_playing("b", 3))
             station.set_now_playing(now_playing("c", 6))
             station.set_now_playing(None)  # the station stopped: not a play
-            for _ in range(50):
+            for _ in range(200):
                 if hub.version >= 4:
                     break
                 await asyncio.sleep(0.05)
