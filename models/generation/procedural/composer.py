@@ -100,6 +100,8 @@ def _build_context(
         "pad": style.pad_sound,
         "bass": style.bass_sound,
     }
+    preset = draw_preset(style, np.random.Generator(np.random.PCG64([seed, 13])))
+    choices["preset"] = preset.name
     return TrackContext(
         style=style,
         sr=sr,
@@ -113,7 +115,7 @@ def _build_context(
         arrangement=arrangement,
         choices=choices,
         tuning_cents=variant.tuning_cents,
-        preset=draw_preset(style, np.random.Generator(np.random.PCG64([seed, 13]))),
+        preset=preset,
     )
 
 
