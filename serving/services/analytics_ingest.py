@@ -453,8 +453,19 @@ class EventWriter:
                 return
             _settle(batch[0], exc)
             return
+        # One wake-up per event loop for the whole commit, not one per request.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         for item in batch:
-            _settle(item, None)
+            by_loop.setdefault(item.loop, []).append(item)
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(_resolve_all, items)
+
+
+def _resolve_all(items: list[_Pending]) -> None:
+    for item in items:
+        if not item.future.done():  # done: the client went away
+            item.future.set_result(None)
 
 
 def _settle(item: _Pending, error: BaseException | None) -> None:
