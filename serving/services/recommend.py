@@ -181,6 +181,13 @@ class RecommendationService:
     # -- the champion --------------------------------------------------------
     def start(self) -> None:
         """Load the champion and follow its alias, on a background thread."""
+        # A request's products are one vector against the catalog (about a
+        # tenth of a millisecond on one core); BLAS worker threads would only
+        # spin against the event loop for the cores (10k tracks: 25 ms a
+        # request under load with them, measured by bench/recommend.py).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, "blas")
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._follow, name="recommender", daemon=True)
