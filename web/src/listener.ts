@@ -4,7 +4,7 @@
 
 import "./styles/listener.css";
 
-import { ApiError, reasonText, type Me, type Played, type Queue, type Recommendation, type RecommendationList, type Share, type Track, type VoteAggregate } from "./lib/api";
+import { ApiError, reasonText, type Me, type Page, type Played, type Queue, type Recommendation, type RecommendationList, type Share, type Track, type VoteAggregate } from "./lib/api";
 import { HEARTBEAT_S, Tracker } from "./lib/analytics";
 import { AuthDialog } from "./lib/auth-ui";
 import { $, announce, h, maybe, show, text } from "./lib/dom";
@@ -177,12 +177,29 @@ async function showShared(): Promise<void> {
 
 // -- up next and recently played -------------------------------------------
 
+// The catalog's on-air tracks, to name queued entries (which carry only an id).
+let catalog: Promise<Map<string, Track>> | null = null;
+function tracksById(): Promise<Map<string, Track>> {
+  catalog ??= api
+    .call<Page<Track>>("tracks", { params: { limit: 100, on_air: true } })
+    .then((page) => new Map(page.items.map((t) => [t.track_id, t])))
+    .catch(() => new Map());
+  return catalog;
+}
+
 async function loadUpNext(): Promise<void> {
   const list = $("#upnext");
   try {
-    const queue = await api.call<Queue>("queue", { auth: "none" });
+    const [queue, known] = await Promise.all([api.call<Queue>("queue", { auth: "none" }), tracksById()]);
     list.replaceChildren(
-      ...queue.items.slice(0, 5).map((e) => h("li", { "data-track-id": e.track_id }, trackTitle({ track_id: e.track_id, genre: null }), h("span", { class: "muted" }, ` · ${e.source}`))),
+      ...queue.items.slice(0, 5).map((e) =>
+        h(
+          "li",
+          { "data-track-id": e.track_id },
+          trackTitle(known.get(e.track_id) ?? { track_id: e.track_id, genre: null }),
+          h("span", { class: "muted" }, ` · ${e.source}`),
+        ),
+      ),
     );
     if (!queue.items.length) list.append(h("li", { class: "muted" }, "The rotation picks the next track."));
   } catch {
