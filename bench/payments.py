@@ -2,7 +2,7 @@
 request-to-air time for a procedural track request.
 
     .venv/bin/python bench/payments.py [--events 2000] [--postgres-url URL]
-        [--requests 3] [--duration 60] [--rotation-track-s 30] [--skip-air]
+        [--requests 3] [--duration 60] [--rotation-track-s 180] [--skip-air]
 
 Webhooks (target: >= 500 events/s on SQLite and on PostgreSQL): signed
 ``checkout.session.completed`` events for credit packs (each adds a credit
@@ -483,7 +483,12 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=8, help="webhook deliveries in flight")
     p.add_argument("--requests", type=int, default=3, help="track requests timed to air")
     p.add_argument("--duration", type=float, default=60.0, help="seconds per requested track")
-    p.add_argument("--rotation-track-s", type=float, default=30.0, help="rotation track length")
+    p.add_argument(
+        "--rotation-track-s",
+        type=float,
+        default=180.0,
+        help="rotation track length (the station airs 180 s tracks)",
+    )
     p.add_argument("--skip-air", action="store_true", help="webhook figures only")
     p.add_argument("--output", type=Path, default=None, help="write the figures as JSON here")
     args = p.parse_args()

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     # Equal-power crossfade between tracks; 0 plays them gapless.
     stream_crossfade_s: float = Field(default=4.0, ge=0.0, le=20.0)
     stream_skip_fade_s: float = Field(default=1.0, ge=0.0, le=5.0)
+    # A listener's request that has passed the gate does not wait out a whole
+    # rotation track: once the rotation track has aired this long, it
+    # crossfades into the request (over stream_crossfade_s). 0 waits for the
+    # track's end. Operator picks and other requests are never cut short.
+    stream_request_segue_s: float = Field(default=20.0, ge=0.0, le=3600.0)
     stream_target_lufs: float = Field(default=-14.0, ge=-30.0, le=-6.0)
     # No track airs again within this many plays, nor within this many seconds.
     stream_no_repeat_count: int = Field(default=8, ge=0, le=10_000)

@@ -177,6 +177,11 @@ class Mixer:
         """Crossfade to the next track over ``skip_fade_s`` (on the next read)."""
         self._pending_skip = reason
 
+    def segue(self) -> None:
+        """Crossfade to the next track over the full crossfade (on the next read):
+        the track ends early for a request, which no listener skipped."""
+        self._pending_skip = "segue"
+
     def read(self, n: int) -> np.ndarray:
         """Exactly ``n`` frames of the timeline."""
         out = np.zeros((n, 2), np.float32)
@@ -189,13 +194,15 @@ class Mixer:
                 continue
             if self._pending_skip is not None:
                 reason, self._pending_skip = self._pending_skip, None
-                if not cur.standby or reason != "skip":
-                    fade = (
-                        min(self._skip_fade, max(1, len(cur.buf)))
-                        if cur.source.eof
-                        else self._skip_fade
-                    )
-                    self._switch(self._next_deck(), fade=fade, at=at, reason=reason, skipped=True)
+                if reason == "segue" and cur.standby:
+                    pass  # the standby tone gives way by itself
+                elif not cur.standby or reason != "skip":
+                    want = max(1, self._xfade) if reason == "segue" else self._skip_fade
+                    fade = min(want, max(1, len(cur.buf))) if cur.source.eof else want
+                    self._switch(
+                        self._next_deck(), fade=fade, at=at, reason=reason,
+                        skipped=reason != "segue",
+                    )  # fmt: skip
                     continue
             k = n - filled
             if cur.standby:

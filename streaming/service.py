@@ -136,5 +136,6 @@ def build_streamer(
         sample_rate=settings.stream_sample_rate,
         crossfade_s=settings.stream_crossfade_s,
         skip_fade_s=settings.stream_skip_fade_s,
+        request_segue_s=settings.stream_request_segue_s,
         backpressure=backpressure,
     )

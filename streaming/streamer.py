@@ -53,6 +53,7 @@ class Streamer:
         sample_rate: int = 48000,
         crossfade_s: float = 4.0,
         skip_fade_s: float = 1.0,
+        request_segue_s: float = 0.0,
         block_s: float = 0.1,
         lead_s: float = 0.5,
         heartbeat_s: float = 2.0,
@@ -68,6 +69,8 @@ class Streamer:
         self._lead = lead_s
         self._heartbeat_s = heartbeat_s
         self._backpressure = backpressure
+        self._request_segue = request_segue_s
+        self._last_segue_check = -1e9
         self.mixer = Mixer(
             sample_rate=sample_rate,
             open_next=playout.open_next,
@@ -190,8 +193,30 @@ class Streamer:
             log.warning("timeline %.1f s behind the clock; re-anchoring", -ahead)
             self.playout.epoch -= timedelta(seconds=ahead)
 
+    def _segue_to_request(self, now: float) -> None:
+        """Crossfade out of a rotation track that has aired ``request_segue_s``
+        when a listener's request is next in the queue (checked once a second)."""
+        if self._request_segue <= 0 or not self.on_air or now - self._last_segue_check < 1.0:
+            return
+        self._last_segue_check = now
+        airing = self._airing()
+        if airing is None or airing.pick.source not in ("rotation", "fallback"):
+            return
+        if (self.mixer.position - airing.start_sample) / self.sr < self._request_segue:
+            return
+        try:
+            entries = self.station.queue()
+        except Exception as exc:
+            log.warning("cannot read the queue: %s", exc)
+            return
+        # Only when a request is what airs next: an operator's pick waits for the track's end.
+        if entries and all(e.source == "request" for e in entries):
+            log.info("segue from %s into a listener's request", airing.pick.track.track_id)
+            self.mixer.segue()
+
     def _housekeeping(self) -> None:
         now = self.clock.monotonic()
+        self._segue_to_request(now)
         if self.recorder is not None:
             self.recorder.maybe_flush()
         airing = self._airing()

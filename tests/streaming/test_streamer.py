@@ -171,3 +171,45 @@ def test_loudness_is_trimmed_to_the_target_across_tracks(
         levels[round(freq)] = 20 * np.log10(np.sqrt(np.mean(part**2)))
     assert set(levels) == {330, 440}
     assert abs(levels[330] - levels[440]) < 0.3
+
+
+class EnqueueingClock(ScriptedClock):
+    """Queues tracks at set stream times, as the request tracker does."""
+
+    def __init__(self, station: StationState, queue_at: list[tuple[float, str, str]]) -> None:
+        super().__init__()
+        self.queued_station, self.queue_at = station, queue_at
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        while self.queue_at and self.monotonic() >= self.queue_at[0][0]:
+            _, track_id, source = self.queue_at.pop(0)
+            self.queued_station.enqueue(track_id, source=source)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("source", "segue"), [("request", True), ("operator", False)], ids=["request", "operator"]
+)
+def test_a_request_segues_out_of_a_rotation_track_that_has_aired_long_enough(
+    stream_settings: Settings, station_lake: Lakehouse, source: str, segue: bool
+) -> None:
+    settings = stream_settings.model_copy(update={"stream_request_segue_s": 3.0})
+    station = InMemoryStationState()
+    # 8 s rotation tracks; the request has passed the gate 1.5 s into the first.
+    clock = EnqueueingClock(station, [(1.5, "t3", source)])
+    station = InMemoryStationState(clock=clock.now)
+    clock.queued_station = station
+    streamer = make_streamer(settings, station_lake, station, clock, [tap_spec([])])
+    streamer.run(max_air_s=12)
+    plays = sorted(station_lake.read("plays").to_pylist(), key=lambda p: p["started_at"])
+    first, second = plays[0], plays[1]
+    assert first["track_id"] != "t3" and second["track_id"] == "t3"
+    aired = (second["started_at"] - first["started_at"]).total_seconds()
+    if segue:
+        # Cut short once it has aired 3 s (checked each second), over the
+        # 1 s crossfade, and not counted as a listener's skip.
+        assert 3.0 <= aired <= 4.5
+        assert not first["skipped"]
+    else:
+        # An operator's pick waits for the track's end (8 s less the crossfade).
+        assert aired == pytest.approx(7.0, abs=0.2)
