@@ -80,9 +80,15 @@ def _json_str(field: str) -> pl.Expr:
 
 
 def listener_sessions(events: pl.LazyFrame, day: date, *, segment_s: float) -> pa.Table:
-    """Sessions of one day from player heartbeats: a unit's heartbeats on
-    one output belong to one session while they come within 2× the
-    segment duration; a session ends one segment after its last beat."""
+    """Sessions of one day from heartbeats, per output: the web player's
+    (``web``), and the stream's own for MP3 connections (``mp3``) and HLS
+    clients (``hls``), which the API records (``streaming.listening``).
+
+    A unit's heartbeats on one output belong to one session while they come
+    within 2× the segment duration. A beat with ``phase: end`` (an MP3
+    connection closed) ends its session at that beat, and the next beat
+    starts a new one; any other session ends one segment after its last
+    beat (an HLS client gone quiet, a crash: at most one interval lost)."""
     gap = timedelta(seconds=2 * segment_s)
     beats = (
         events.filter((pl.col("day") == day) & pl.col("event").is_in(HEARTBEAT_EVENTS))
@@ -93,10 +99,16 @@ def listener_sessions(events: pl.LazyFrame, day: date, *, segment_s: float) -> p
             "anonymous_id",
             unit_expr().alias("unit"),
             _json_str("output").fill_null("web").alias("output"),
+            (_json_str("phase") == "end").fill_null(False).alias("closed"),
         )
         .sort("unit", "output", "ts")
         .with_columns(
-            (pl.col("ts").diff().over("unit", "output") > gap).fill_null(True).alias("new")
+            (
+                (pl.col("ts").diff().over("unit", "output") > gap)
+                | pl.col("closed").shift(1).over("unit", "output")
+            )
+            .fill_null(True)
+            .alias("new")
         )
         .with_columns(pl.col("new").cast(pl.Int64).cum_sum().over("unit", "output").alias("n"))
         .group_by("unit", "output", "n")
@@ -104,7 +116,10 @@ def listener_sessions(events: pl.LazyFrame, day: date, *, segment_s: float) -> p
             pl.col("user_id").first(),
             pl.col("anonymous_id").first(),
             pl.col("ts").min().alias("started_at"),
-            (pl.col("ts").max() + timedelta(seconds=segment_s)).alias("ended_at"),
+            pl.when(pl.col("closed").any())
+            .then(pl.col("ts").max())
+            .otherwise(pl.col("ts").max() + timedelta(seconds=segment_s))
+            .alias("ended_at"),
             pl.len().cast(pl.Int64).alias("heartbeats"),
         )
         .with_columns(

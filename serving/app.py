@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,7 +70,9 @@ Responses carry `X-Request-ID` and, where limited, `X-RateLimit-Limit`,
 """
 
 
-def _mount_streaming(app: FastAPI, settings: Settings, station: StationState) -> bool:
+def _mount_streaming(
+    app: FastAPI, settings: Settings, station: StationState, analytics: AnalyticsState | None = None
+) -> bool:
     """Mount the streaming service's HTTP routes if that package provides them."""
     try:  # imported by name: the API runs without the streaming package
         streaming_http = importlib.import_module("streaming.http")
@@ -78,7 +81,19 @@ def _mount_streaming(app: FastAPI, settings: Settings, station: StationState) ->
         return False
     factory = getattr(streaming_http, "create_stream_router", None)
     if callable(factory):
-        app.include_router(factory(settings=settings, station=station))
+        extra: dict[str, Any] = {}
+        if analytics is not None and "recorder" in inspect.signature(factory).parameters:
+            # MP3 connections and HLS clients become heartbeats in the outbox.
+            from serving.services.listening import ListeningFlusher
+            from streaming.listening import ListeningRecorder
+
+            recorder = ListeningRecorder(
+                "listening:" + settings.resolved_jwt_secret(),
+                segment_s=settings.stream_hls_segment_s,
+            )
+            app.state.listening = ListeningFlusher(recorder, analytics.writer)
+            extra["recorder"] = recorder
+        app.include_router(factory(settings=settings, station=station, **extra))
         return True
     router = getattr(streaming_http, "router", None)
     if isinstance(router, APIRouter):
@@ -106,6 +121,9 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await ctx.start()
         analytics_state.start()
+        listening = getattr(_app.state, "listening", None)
+        if listening is not None:
+            listening.start()  # the stream's heartbeats, flushed every few seconds
         recommender.start()  # loads the champion in the background, then follows its alias
         # Everything built so far lives as long as the worker: moved out of
         # the collector's generations, full collections stop walking it
@@ -117,6 +135,8 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
             yield
         finally:
             recommender.stop()
+            if listening is not None:
+                await listening.stop()  # before the writer stops: the last beats
             await anyio.to_thread.run_sync(analytics_state.stop)
             await ctx.stop()
             if access_log is not None:
@@ -155,7 +175,8 @@ def create_app(settings: Settings | None = None, *, context: AppContext | None =
     app.include_router(analytics_routes.metrics_router)
     app.include_router(health.router)
     app.include_router(health.router, prefix=API_PREFIX, include_in_schema=False)
-    app.state.streaming_mounted = _mount_streaming(app, settings, ctx.station)
+    app.state.listening = None
+    app.state.streaming_mounted = _mount_streaming(app, settings, ctx.station, analytics_state)
     # The listener page, the embeddable player and the operator console (serving.web).
     app.include_router(live.events_router)
     app.include_router(create_web_router())

@@ -49,6 +49,7 @@ from sonicforge.settings import Settings, get_settings
 from sonicforge.station import StationState, station_state_from_url
 from streaming.hls_files import MASTER, HlsFile, HlsFiles
 from streaming.hub import ChunkTail, HlsListeners, IcyInterleaver, TailReader
+from streaming.listening import ListeningRecorder
 from streaming.outputs.chunks import resolve_stream_dir
 
 ICY_METAINT = 16000
@@ -180,10 +181,19 @@ class Mp3Response(Response):
 
     media_type = "audio/mpeg"
 
-    def __init__(self, tail: ChunkTail, *, headers: dict[str, str], icy: bool) -> None:
+    def __init__(
+        self,
+        tail: ChunkTail,
+        *,
+        headers: dict[str, str],
+        icy: bool,
+        recorder: ListeningRecorder | None = None,
+        client: tuple[str, str] = ("?", ""),
+    ) -> None:
         self.status_code = 200
         self.background = None
         self.tail, self.icy = tail, icy
+        self.recorder, self.client = recorder, client
         self.init_headers(headers)  # no body: no Content-Length
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -192,6 +202,17 @@ class Mp3Response(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         interleave = IcyInterleaver(ICY_METAINT) if self.icy else None
+        recorder = self.recorder
+        listener = None if recorder is None else recorder.mp3_open(*self.client)
+        try:
+            await self._send_chunks(receive, send, interleave, listener)
+        finally:
+            if recorder is not None and listener is not None:
+                recorder.mp3_close(listener)
+
+    async def _send_chunks(
+        self, receive: Receive, send: Send, interleave: IcyInterleaver | None, listener: Any
+    ) -> None:
         async with self.tail.subscribe() as reader:
             # Only a reader of the ASGI channel hears that the client left.
             watcher = asyncio.get_running_loop().create_task(_watch(receive, reader))
@@ -206,6 +227,8 @@ class Mp3Response(Response):
                             chunks[0].data if len(chunks) == 1 else b"".join(c.data for c in chunks)
                         )
                     await send({"type": "http.response.body", "body": body, "more_body": True})
+                    if listener is not None:
+                        listener.bytes += len(body)
             finally:
                 watcher.cancel()
         # Dropped (fell behind) or off air: end the body cleanly.
@@ -243,15 +266,24 @@ def _session(request: Request, sid: str | None) -> tuple[str, bool]:
     return f"addr:{request.client.host if request.client else '?'}", False
 
 
+def _client(request: Request) -> tuple[str, str]:
+    """Address and User-Agent, for the recorder's keyed hash (never stored raw)."""
+    host = request.client.host if request.client else "?"
+    return host, request.headers.get("user-agent", "")
+
+
 def create_stream_router(
     *,
     settings: Settings | None = None,
     station: StationState | None = None,
     stream_dir: Path | None = None,
     report_s: float = 5.0,
+    recorder: ListeningRecorder | None = None,
 ) -> APIRouter:
     """Routes for listeners; ``station`` receives the listener counts every
-    ``report_s`` seconds."""
+    ``report_s`` seconds. ``recorder`` (the API's, which flushes it to the
+    outbox) hears every MP3 connection and HLS request; without one (the
+    standalone streamer, which has no app database) nothing is recorded."""
     settings = settings or get_settings()
     if stream_dir is None:
         stream_dir = resolve_stream_dir(settings)
@@ -310,7 +342,9 @@ def create_stream_router(
         }
         if icy:
             headers["icy-metaint"] = str(ICY_METAINT)
-        return Mp3Response(ep.mp3, headers=headers, icy=icy)
+        return Mp3Response(
+            ep.mp3, headers=headers, icy=icy, recorder=recorder, client=_client(request)
+        )
 
     @router.get(
         "/hls/{path:path}",
@@ -348,6 +382,8 @@ def create_stream_router(
         if path != MASTER:
             ep.ensure_reporter()
             ep.hls.touch(key)
+        if recorder is not None:
+            recorder.hls(*_client(request), len(item.body) if request.method == "GET" else 0)
         if not kept and path.endswith(".m3u8"):
             cookie = (
                 f"{SESSION_COOKIE}={secrets.token_urlsafe(12)}; Path=/hls; Max-Age=86400; "
