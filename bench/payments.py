@@ -10,14 +10,15 @@ entry, moves the balance, completes the stored session and writes a
 conversion event to the outbox), one in five delivered twice, so the
 dedupe path is part of the mix. Measured three ways: ``apply_event`` one
 event per transaction; the endpoint's group-commit writer with
-``--concurrency`` deliveries in flight (the figure held to the target); and
-through the whole API
+``--concurrency`` deliveries in flight; and through the whole API
 (``POST /api/v1/webhooks/stripe`` on a uvicorn process: HTTP, signature
-verification, the middleware, the route), posted over ``--concurrency``
+verification, the middleware, the hot path that receives Stripe's JSON
+deliveries), posted over ``--concurrency``
 connections at once as Stripe's deliveries overlap, beside ``GET /live``
 on the same process and connections (the HTTP floor). The baseline, timed
 in the same run on the same database, is one bare ``INSERT`` of an event id
-and a commit per event: what recording an id alone costs there.
+and a commit per event: what recording an id alone costs there. The
+group-commit and HTTP figures are both held to the target.
 
 Request-to-air (target: p50 <= 60 s): the API with the real embedded
 launcher (each request is a ``sonicforge generate`` subprocess for its own
@@ -521,12 +522,13 @@ def main() -> int:
     )
     for name, f in rows:
         ok = f["group_commit_events_per_s"] >= TARGET_EVENTS_PER_S
+        http_ok = f["http_events_per_s"] >= TARGET_EVENTS_PER_S
         print(
             f"{name:<11} {f['baseline_inserts_per_s']:>15.0f} {f['direct_events_per_s']:>14.0f} "
             f"{f['group_commit_events_per_s']:>15.0f} "
             f"{f['http_events_per_s']:>14.0f} {f['http_floor_get_live_per_s']:>12.0f}  "
-            f">= {TARGET_EVENTS_PER_S:.0f}/s "
-            f"{'met' if ok else 'MISSED'}"
+            f">= {TARGET_EVENTS_PER_S:.0f}/s: group commit {'met' if ok else 'MISSED'}, "
+            f"HTTP {'met' if http_ok else 'MISSED'}"
         )
     if not args.skip_air:
         print(

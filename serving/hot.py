@@ -16,6 +16,12 @@ dependency solving (security schemes, context, principal, permission)
 cost more than half of a vote. The route stays the reference: any vote
 the hot path is not sure of goes to it with its body, and is answered
 there (API keys, 401, 403, 404, 422).
+
+Stripe's ``POST /api/v1/webhooks/stripe`` with a JSON body is received
+here too, through the route's own ``receive_webhook`` (the signature
+verified by the stripe library, the event applied once by the group-commit
+writer, its answers and errors alike): routing and dependency solving cost
+twice what applying an event does. Any other media type goes to the route.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 
 PERIODS = frozenset(get_args(Period))
 VOTE_PATH = "/api/v1/vote"
+WEBHOOK_PATH = "/api/v1/webhooks/stripe"
 _GENRE = re.compile(GENRE_PATTERN)
 JSON_HEADER = (b"content-type", b"application/json")
 
@@ -131,6 +138,13 @@ class HotPathMiddleware:
             if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == VOTE_PATH:
                 await self._vote(scope, receive, send)
                 return
+            if (
+                scope["type"] == "http"
+                and scope["method"] == "POST"
+                and scope["path"] == WEBHOOK_PATH
+            ):
+                await self._webhook(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         path = scope["path"]
@@ -180,6 +194,57 @@ class HotPathMiddleware:
 
             await self.app(scope, receive_again, send)
             return
+        headers = [(b"content-length", str(len(answer)).encode()), JSON_HEADER]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    async def _webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A Stripe delivery with a JSON body, as the route receives it
+        (``serving.billing.endpoint.receive_webhook``) and with its answers,
+        errors included, without FastAPI's routing and dependencies. Any
+        other media type goes on to the route."""
+        from serving.billing.endpoint import MAX_WEBHOOK_BYTES, receive_webhook
+        from serving.errors import error_response
+
+        media = (raw_header(scope, b"content-type") or "").partition(";")[0].strip().lower()
+        if media != "application/json":
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        body = b""
+        while len(body) <= MAX_WEBHOOK_BYTES:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body += message.get("body", b"")
+                break
+            body += message.get("body", b"")
+        if len(body) > MAX_WEBHOOK_BYTES:
+            # Too large to be an event: the route reads the rest and refuses it.
+            replay = iter(messages)
+
+            async def receive_again() -> Message:
+                return next(replay, None) or await receive()
+
+            await self.app(scope, receive_again, send)
+            return
+        if messages[-1]["type"] != "http.request":
+            return  # the client went away
+        try:
+            ack = await receive_webhook(
+                self.context(), body, raw_header(scope, b"stripe-signature")
+            )
+        except ServingError as exc:
+            refusal = error_response(
+                exc.status_code,
+                exc.code,
+                exc.message,
+                details=exc.details,
+                headers=exc.headers or None,
+            )
+            await refusal(scope, receive, send)
+            return
+        answer = ack.model_dump_json().encode()
         headers = [(b"content-length", str(len(answer)).encode()), JSON_HEADER]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})

@@ -3,14 +3,12 @@ webhooks, and whether the caller may generate now."""
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import Header, Request, status
 
-from serving.billing.webhooks import WebhookContext
+from serving.billing.endpoint import receive_webhook
 from serving.deps import ContextDep, CurrentPrincipal, SessionDep
-from serving.exceptions import BadRequestError, ServingError
 from serving.routing import ResourceRouter
 from serving.schemas.billing import (
     CanGeneratePublic,
@@ -23,8 +21,6 @@ from serving.schemas.billing import (
 )
 from serving.schemas.common import error_responses
 from serving.services import billing as service
-
-log = logging.getLogger("serving.routes.billing")
 
 plans_router = ResourceRouter(prefix="/plans", tags=["billing"])
 subscription_router = ResourceRouter(prefix="/subscription", tags=["billing"])
@@ -41,14 +37,6 @@ routers = (
     webhooks_router,
     can_generate_router,
 )
-
-#: Stripe's signed payloads are a few kilobytes; anything larger is not one.
-MAX_WEBHOOK_BYTES = 512 * 1024
-
-
-class WebhookFailedError(ServingError):
-    status_code = 500
-    code = "webhook_failed"
 
 
 @plans_router.get(
@@ -124,32 +112,12 @@ async def receive_stripe_webhook(request: Request, ctx: ContextDep) -> WebhookAc
     """Verified with the endpoint secret and a 300 s tolerance; each event
     applies once (its id is stored with its effect). A bad or missing
     signature is a 400 and changes nothing; a failure while applying is a
-    500, rolled back whole, so Stripe's next delivery applies it."""
-    import stripe
+    500, rolled back whole, so Stripe's next delivery applies it.
 
+    Deliveries with a JSON body (as Stripe sends them) are served by the
+    hot path (``serving.hot``) through the same ``receive_webhook``."""
     payload = await request.body()
-    if len(payload) > MAX_WEBHOOK_BYTES:
-        raise BadRequestError(f"the payload is over {MAX_WEBHOOK_BYTES} bytes; no Stripe event is")
-    try:
-        event = ctx.payments.verify_event(payload, request.headers.get("stripe-signature"))
-    except stripe.SignatureVerificationError as exc:
-        raise BadRequestError(
-            f"the Stripe-Signature header does not verify with this endpoint's secret: {exc}"
-        ) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"the payload is not a Stripe event: {exc}") from None
-    hook = WebhookContext(price_plans={v: k for k, v in ctx.settings.stripe_price_ids.items()})
-
-    try:
-        # Group commit: events arriving together share one transaction.
-        outcome = await ctx.webhooks.apply(event, hook)
-    except Exception as exc:
-        log.exception("stripe event %s (%s) failed", event.get("id"), event.get("type"))
-        raise WebhookFailedError(
-            f"event {event.get('id')} could not be applied; nothing of it was kept, and "
-            "Stripe's next delivery applies it"
-        ) from exc
-    return WebhookAck(event_id=str(event["id"]), outcome=outcome)  # type: ignore[arg-type]
+    return await receive_webhook(ctx, payload, request.headers.get("stripe-signature"))
 
 
 @can_generate_router.get(

@@ -396,3 +396,74 @@ def test_a_burst_is_group_committed_and_one_failing_event_fails_alone(
     finally:
         writer.stop()
     assert writer.batches == 1
+
+
+def test_the_hot_path_and_the_route_receive_webhooks_alike(
+    client: TestClient,
+    deliver: Deliver,
+    users: Users,
+    standin: StripeStandIn,
+    ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stripe's JSON deliveries are received by the hot path (serving.hot),
+    without FastAPI's routing; any other media type reaches the route,
+    which stays the reference (and the documentation). Both verify, dedupe
+    and answer the same, through one ``receive_webhook``."""
+    from serving.routes import billing as route_module
+    from tests.payments.stripe_standin import sign
+
+    routed: list[bytes] = []
+    real = route_module.receive_webhook
+
+    async def counting(ctx: Any, payload: bytes, signature: str | None) -> Any:
+        routed.append(payload)
+        return await real(ctx, payload, signature)
+
+    monkeypatch.setattr(route_module, "receive_webhook", counting)
+
+    def by_route(event: dict[str, Any], signature: str | None = "sign") -> Any:
+        payload = json.dumps(event).encode()
+        headers = {"Content-Type": "text/plain"}
+        if signature is not None:
+            headers["Stripe-Signature"] = sign(payload) if signature == "sign" else signature
+        return client.post("/api/v1/webhooks/stripe", content=payload, headers=headers)
+
+    first, second = users.create(), users.create()
+    (hot_event,) = standin.complete_checkout(
+        checkout(client, first.headers, "credits_10")["session_id"]
+    )
+    (route_event,) = standin.complete_checkout(
+        checkout(client, second.headers, "credits_10")["session_id"]
+    )
+
+    # A forged signature: the same 400 both ways, nothing kept, nothing applied.
+    hot_bad, route_bad = deliver(hot_event, signature="t=1,v1=00"), by_route(hot_event, "t=1,v1=00")
+    assert hot_bad.status_code == route_bad.status_code == 400
+    assert hot_bad.json()["error"]["code"] == route_bad.json()["error"]["code"] == "bad_request"
+    assert hot_bad.json()["error"]["message"] == route_bad.json()["error"]["message"]
+    assert hot_bad.headers["content-type"] == route_bad.headers["content-type"]
+    assert _count(ctx, StripeEvent) == 0
+    assert len(routed) == 1
+
+    hot = deliver(hot_event)
+    assert len(routed) == 1  # served by the hot path
+    by_the_route = by_route(route_event)
+    assert len(routed) == 2
+    assert hot.status_code == by_the_route.status_code == 200, (hot.text, by_the_route.text)
+    assert hot.json() == {"received": True, "event_id": hot_event["id"], "outcome": "applied"}
+    assert by_the_route.json() == {
+        "received": True,
+        "event_id": route_event["id"],
+        "outcome": "applied",
+    }
+    assert hot.headers["content-type"] == by_the_route.headers["content-type"]
+    assert hot.headers["x-frame-options"] == by_the_route.headers["x-frame-options"] == "DENY"
+    # Each way sees what the other applied: a replay is a duplicate either way.
+    assert by_route(hot_event).json()["outcome"] == "duplicate"
+    assert deliver(route_event).json()["outcome"] == "duplicate"
+    assert _plan(client, first)["credit_balance"] == _plan(client, second)["credit_balance"] == 10
+    assert _count(ctx, StripeEvent) == 2
+    # The route is the documented one.
+    spec = client.get("/openapi.json").json()
+    assert "post" in spec["paths"]["/api/v1/webhooks/stripe"]
