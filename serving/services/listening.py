@@ -66,11 +66,15 @@ class ListeningFlusher:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            if task.get_loop() is asyncio.get_running_loop():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            else:  # started and stopped from different loops (a test client's portals)
+                with contextlib.suppress(RuntimeError):  # that loop has closed
+                    task.get_loop().call_soon_threadsafe(task.cancel)
         await self.flush(final=True)
 
     async def flush(self, *, final: bool = False) -> int:
