@@ -552,8 +552,19 @@ class WebhookWriter:
             for item in batch:
                 self._write([item])
             return
+        # One event-loop wake-up per batch and loop, not one per delivery.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, Outcome]]] = {}
         for item, outcome in zip(batch, outcomes, strict=True):
-            _settle(item, result=outcome)
+            by_loop.setdefault(item.loop, []).append((item, outcome))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle_all(settled: list[tuple[_Pending, Outcome]]) -> None:
+    for item, outcome in settled:
+        if not item.future.done():
+            item.future.set_result(outcome)
 
 
 def _settle(
