@@ -21,9 +21,12 @@ analytics transforms in polars against DuckDB, and the dashboard's p99.
   default) written straight to a Delta table, then an analyst's group-by
   through ``sonicforge sql`` (the CLI, wall time) and through the same
   DuckDB engine in process. Target: under 1 s.
-- **Transforms**: listener_sessions, daily_track_metrics and the KPIs'
-  distinct counts, each as the polars plan the assets run and as DuckDB
-  SQL over the same Delta tables.
+- **Transforms**: per asset, polars against DuckDB on the same day's data
+  (the synthetic events plus that day's plays, votes and sessions), and
+  the engine the asset runs (``analytics.transforms.ENGINES``).
+  daily_track_metrics and kpis_daily run their whole transform in each
+  engine (``*_polars`` / ``*_duckdb``), checked to give the same table;
+  listener_sessions' DuckDB side is its windowing as SQL.
 - **Dashboard**: p99 of ``GET /api/v1/analytics/dashboard`` (cached).
 
 Run under ``flock /tmp/sonicforge-bench.lock`` on a shared machine.
@@ -362,6 +365,48 @@ def synthetic_events(lh: Any, n: int, days: int = 7) -> None:
         done += m
 
 
+def synthetic_day_tables(lh: Any, day: date) -> None:
+    """The day's plays (3-minute tracks), votes, and sessions (from the
+    events, as the asset writes them), so the KPIs and track metrics join
+    every source they read."""
+    import numpy as np
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from analytics import transforms
+    from sonicforge.tables import PLAYS, VOTES
+
+    rng = np.random.default_rng(1)
+    start = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1e6)
+    n = 480
+    began = start + np.arange(n, dtype=np.int64) * 180_000_000
+    ts = pa.timestamp("us", tz="UTC")
+    plays = pa.table(
+        {"play_id": pa.array([f"p{i}" for i in range(n)]),
+         "track_id": pa.array([f"t-{x}" for x in rng.integers(0, 2_000, n)]),
+         "started_at": pa.array(began, ts), "ended_at": pa.array(began + 170_000_000, ts),
+         "listeners": pa.array(rng.integers(1, 500, n)), "skipped": pa.array(rng.random(n) < 0.1),
+         "channel": pa.array(["main"] * n)},
+    )  # fmt: skip
+    lh.ensure("plays")
+    write_deltalake(lh.table_uri("plays"), plays.cast(PLAYS.schema), mode="append")
+    m = 20_000
+    at = pa.array(start + np.sort(rng.integers(0, 86_400_000_000, m)), ts)
+    votes = pa.table(
+        {"vote_id": pa.array([f"v{i}" for i in range(m)]),
+         "user_id": pa.array([f"u{x}" for x in rng.integers(0, 5_000, m)]),
+         "track_id": pa.array([f"t-{x}" for x in rng.integers(0, 2_000, m)]),
+         "stars": pa.array(rng.integers(1, 6, m)), "direction": pa.nulls(m, pa.int64()),
+         "action": pa.array(np.where(rng.random(m) < 0.05, "withdraw", "cast")),
+         "ts": at, "day": pa.array([day] * m, pa.date32())},
+    )  # fmt: skip
+    lh.ensure("votes")
+    write_deltalake(lh.table_uri("votes"), votes.cast(VOTES.schema), mode="append")
+    sessions = transforms.listener_sessions(transforms.scan(lh, "events"), day, segment_s=6.0)
+    lh.ensure("listener_sessions")
+    write_deltalake(lh.table_uri("listener_sessions"), sessions, mode="append")
+
+
 def timed(fn: Any, repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
@@ -393,23 +438,8 @@ select unit, output, n, min(ts) as started_at, max(ts) + interval 6 seconds as e
 from numbered group by 1, 2, 3
 """
 
-TRACK_METRICS_SQL = """
-select track_id,
-       count(distinct case when event = 'heartbeat' then coalesce('u:' || user_id, 'a:' || anonymous_id) end) as listeners,
-       sum(case when event = 'heartbeat' then cast(json_extract(properties, '$.seconds') as double) end) as listening_s,
-       sum(case when type = 'share_created' then 1 else 0 end) as shares
-from delta_scan(?) where day = ? and track_id is not null group by 1
-"""
-
-ACTIVE_SQL = """
-select count(distinct coalesce('u:' || user_id, 'a:' || anonymous_id))
-from delta_scan(?) where day between ? and ?
-"""
-
 
 def bench_queries(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    import polars as pl
-
     from analytics import transforms
     from analytics.sql import SqlEngine
     from sonicforge.lakehouse import Lakehouse
@@ -438,38 +468,58 @@ def bench_queries(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     day = date(2026, 11, 20)
     uri = lh.table_uri("events")
     con = engine.con
+    t0 = time.perf_counter()
+    synthetic_day_tables(lh, day)
+    out["day_tables_s"] = time.perf_counter() - t0
+    now = datetime(2026, 11, 21, tzinfo=UTC)
 
-    def polars_sessions() -> None:
-        transforms.listener_sessions(transforms.scan(lh, "events"), day, segment_s=6.0)
+    def polars_sessions() -> Any:
+        return transforms.listener_sessions(transforms.scan(lh, "events"), day, segment_s=6.0)
 
-    def duck_sessions() -> None:
-        con.execute(SESSIONS_SQL, [uri, day]).fetch_arrow_table()
+    def duck_sessions() -> Any:
+        return con.execute(SESSIONS_SQL, [uri, day]).fetch_arrow_table()
 
-    empty_plays = transforms.scan(lh, "plays")
-    empty_votes = transforms.scan(lh, "votes")
+    def polars_metrics() -> Any:
+        return transforms.daily_track_metrics_polars(
+            events=transforms.scan(lh, "events"), plays=transforms.scan(lh, "plays"),
+            votes=transforms.scan(lh, "votes"), day=day, now=now,
+        )  # fmt: skip
 
-    def polars_metrics() -> None:
-        transforms.daily_track_metrics(events=transforms.scan(lh, "events"), plays=empty_plays,
-                                       votes=empty_votes, day=day)  # fmt: skip
+    def duck_metrics() -> Any:
+        return transforms.daily_track_metrics_duckdb(lh=lh, day=day, now=now)
 
-    def duck_metrics() -> None:
-        con.execute(TRACK_METRICS_SQL, [uri, day]).fetch_arrow_table()
+    def polars_kpis() -> Any:
+        return transforms.kpis_daily_polars(lh=lh, day=day, now=now)
 
-    def polars_active() -> None:
-        for span in (1, 7):
-            transforms.scan(lh, "events").filter(
-                (pl.col("day") >= day - timedelta(days=span - 1)) & (pl.col("day") <= day)
-            ).select(transforms.unit_expr().n_unique()).collect()
+    def duck_kpis() -> Any:
+        return transforms.kpis_daily_duckdb(lh=lh, day=day, now=now)
 
-    def duck_active() -> None:
-        for span in (1, 7):
-            con.execute(ACTIVE_SQL, [uri, day - timedelta(days=span - 1), day]).fetchone()
+    def same(a: Any, b: Any) -> str:
+        import numpy as np
+        import pyarrow as pa
 
+        if a.equals(b):
+            return "same table"
+        if a.schema != b.schema or a.num_rows != b.num_rows:
+            return "TABLES DIFFER (shape)"
+        for name in a.column_names:  # sums in another order may differ in the last bits
+            x, y = a.column(name), b.column(name)
+            if pa.types.is_floating(x.type):
+                xs, ys = x.to_numpy(zero_copy_only=False), y.to_numpy(zero_copy_only=False)
+                if not np.allclose(xs, ys, rtol=1e-9, atol=0, equal_nan=True):
+                    return f"TABLES DIFFER ({name})"
+            elif not x.equals(y):
+                return f"TABLES DIFFER ({name})"
+        return "same table (floats within 1e-9)"
+
+    # The sessions' DuckDB side is the same windowing as SQL (its own columns);
+    # the other two run the asset's whole transform in each engine.
     out["transforms"] = {
-        "listener_sessions": (timed(polars_sessions), timed(duck_sessions)),
-        "daily_track_metrics": (timed(polars_metrics), timed(duck_metrics)),
-        "kpis_daily (DAU+WAU)": (timed(polars_active), timed(duck_active)),
-    }
+        "listener_sessions": (timed(polars_sessions), timed(duck_sessions), "SQL window sketch"),
+        "daily_track_metrics": (timed(polars_metrics), timed(duck_metrics),
+                                same(polars_metrics(), duck_metrics())),
+        "kpis_daily": (timed(polars_kpis), timed(duck_kpis), same(polars_kpis(), duck_kpis())),
+    }  # fmt: skip
     engine.close()
     return out
 
@@ -530,10 +580,14 @@ def main() -> int:
                  f"CLI wall {q['groupby_cli_s']:.2f} s", f"< 1 s: {verdict(q['groupby_inprocess_s'] < TARGETS['groupby_s'])}"),
                 ("  with count(distinct)", f"{q['distinct_inprocess_s']:.2f} s", "", ""),
             ]  # fmt: skip
-            for name, (pol, duck) in q["transforms"].items():
+            from analytics.transforms import ENGINES
+
+            rows.append(("asset (one day)", "polars", "DuckDB", "faster / the asset runs / check"))
+            for name, (pol, duck, note) in q["transforms"].items():
                 faster = "polars" if pol <= duck else "DuckDB"
-                rows.append((f"  {name}, one day", f"polars {pol:.3f} s", f"DuckDB {duck:.3f} s",
-                             f"faster: {faster}"))  # fmt: skip
+                used = {"polars": "polars", "duckdb": "DuckDB"}[ENGINES[name]]
+                rows.append((f"  {name}", f"{pol:.3f} s", f"{duck:.3f} s",
+                             f"{faster} / {used}{'' if used == faster else ' (NOT the faster)'} / {note}"))  # fmt: skip
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         print()
         for r in rows:

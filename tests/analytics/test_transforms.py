@@ -288,3 +288,23 @@ def test_the_duckdb_engine_reads_missing_tables_as_empty(lakehouse: Lakehouse) -
     (k,) = transforms.kpis_daily_duckdb(lh=lakehouse, day=DAY, now=T0).to_pylist()
     assert (k["dau"], k["plays"], k["sessions"], k["generation_count"]) == (1, 0, 0, 0)
     assert k["generation_pass_rate"] is None and k["peak_concurrent_listeners"] == 0
+
+
+def test_the_sql_engine_fallback_gives_the_same_tables(
+    lakehouse: Lakehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without this process's cached Delta-extension database (object stores,
+    other platforms) the transforms run on analytics.sql.SqlEngine's views."""
+    busy_lake(lakehouse)
+    monkeypatch.setattr(transforms, "_DUCK_BASE", False)
+    now = T0 + timedelta(hours=3)
+    assert (
+        transforms.kpis_daily_duckdb(lh=lakehouse, day=DAY, now=now).to_pylist()
+        == transforms.kpis_daily_polars(lh=lakehouse, day=DAY, now=now).to_pylist()
+    )
+    polars_table = transforms.daily_track_metrics_polars(
+        events=transforms.scan(lakehouse, "events"), plays=transforms.scan(lakehouse, "plays"),
+        votes=transforms.scan(lakehouse, "votes"), day=DAY, now=now,
+    )  # fmt: skip
+    duck = transforms.daily_track_metrics_duckdb(lh=lakehouse, day=DAY, now=now)
+    assert duck.to_pylist() == polars_table.to_pylist()
