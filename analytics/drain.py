@@ -42,7 +42,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -378,9 +378,20 @@ def _times(values: list[Any], dialect: str) -> pa.Array:
     return pa.array(values, UTC_TS)
 
 
-def _flags(values: list[str | None]) -> pa.Array:
+def _flags(values: Sequence[str | None]) -> pa.Array:
     # A JSON null (ORM rows with no flags) reads back as the text 'null'.
-    return pa.array([(json.loads(v) if v else None) or [] for v in values], pa.list_(pa.string()))
+    # A batch holds few distinct flag lists: each is parsed once (its
+    # dictionary entry), then taken per row in Arrow, not json.loads per row.
+    encoded = pa.array(values, pa.string()).dictionary_encode()
+    distinct = [(json.loads(v) if v else None) or [] for v in encoded.dictionary.to_pylist()]
+    lists = pa.array([*distinct, []], pa.list_(pa.string()))  # the last one: SQL NULL
+    indices = pc.fill_null(encoded.indices, pa.scalar(len(distinct), encoded.indices.type))
+    return lists.take(indices)
+
+
+def _context(values: Sequence[str | None]) -> pa.Array:
+    raw = pa.array(values, pa.string())
+    return pc.if_else(pc.equal(raw, "null"), pa.scalar(None, pa.string()), raw)
 
 
 def to_tables(rows: list[tuple[Any, ...]], *, dialect: str) -> dict[str, pa.Table]:
@@ -403,14 +414,14 @@ def to_tables(rows: list[tuple[Any, ...]], *, dialect: str) -> dict[str, pa.Tabl
             "anonymous_id": pa.array(cols["anonymous_id"], pa.string()),
             "track_id": pa.array(cols["track_id"], pa.string()),
             "properties": pc.coalesce(pa.array(cols["properties"], pa.string()), pa.scalar("{}")),
-            "context": pa.array([None if c == "null" else c for c in cols["context"]], pa.string()),
+            "context": _context(cols["context"]),
             "experiment_id": pa.array(cols["experiment_id"], pa.string()),
             "variant": pa.array(cols["variant"], pa.string()),
             "sent_at": _times(list(cols["sent_at"]), dialect),
             "received_at": received,
             "ts": ts,
             "clock_skew_s": pa.array(cols["clock_skew_s"], pa.float64()),
-            "flags": _flags(list(cols["flags"])),
+            "flags": _flags(cols["flags"]),
             "request_id": pa.array(cols["request_id"], pa.string()),
             "day": pc.cast(ts, pa.date32()),
         },
