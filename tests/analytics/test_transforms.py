@@ -308,3 +308,12 @@ def test_the_sql_engine_fallback_gives_the_same_tables(
     )  # fmt: skip
     duck = transforms.daily_track_metrics_duckdb(lh=lakehouse, day=DAY, now=now)
     assert duck.to_pylist() == polars_table.to_pylist()
+
+
+def test_each_asset_is_labelled_with_the_engine_it_runs() -> None:
+    """The engine the benchmark reports per asset is the one its Dagster kinds name."""
+    import assets.analytics as asset_defs
+
+    for name, engine in transforms.ENGINES.items():
+        (spec,) = getattr(asset_defs, name).specs
+        assert engine in spec.kinds, (name, spec.kinds)
