@@ -57,6 +57,7 @@ def _fmt(value: Any) -> str:
         return "; ".join(map(str, value))
     return str(value)
 
+
 def _commercial(
     generator: GeneratorResource,
     choice: Any,
@@ -79,7 +80,6 @@ def _commercial(
     return generator.choose(name, overrides=config.sampling())
 
 
-
 @dg.asset(
     partitions_def=batch_partitions,
     group_name=GROUP,
@@ -95,9 +95,9 @@ def generated_tracks(
     """Raw tracks of one batch, generated and stored with what they really are."""
     batch_id = context.partition_key
     lh = lakehouse.open()
+    choice = generator.choose(config.backend, overrides=config.sampling())
     if config.commercial_only:
         choice = _commercial(generator, choice, config, context)
-    choice = generator.choose(config.backend, overrides=config.sampling())
     backend = choice.backend
     seed = config.resolved_seed(batch_id)
     specs = backend.validate(
