@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 from serving.routes.live import NowPlayingHub
@@ -49,4 +50,19 @@ def test_one_subscription_wakes_every_waiter_and_remembers_what_aired() -> None:
         finally:
             hub.stop()
 
-    asyncio.run(scenario())
+    # In a thread of its own: Playwright's sync API (the browser tests in this
+    # folder) leaves an event loop running in the main thread.
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(scenario())
+        except BaseException as exc:  # re-raised in the test's thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the scenario did not finish within 60 s"
+    if failures:
+        raise failures[0]
