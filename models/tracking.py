@@ -166,6 +166,23 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    """The id of experiment ``name``, created (under ``artifact_root`` for an
+    embedded store; a server decides its own locations) when missing."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    location = (artifact_root / name).as_uri() if artifact_root else None
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except MlflowException:
+        # Another process created it between the lookup and here.
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
+
+
 class GenerationTracking:
     """Generation runs and the generator registry in one MLflow store."""
 
@@ -189,18 +206,7 @@ class GenerationTracking:
 
     # -- experiments and runs ------------------------------------------------
     def experiment_id(self, name: str) -> str:
-        exp = self.client.get_experiment_by_name(name)
-        if exp is not None:
-            return str(exp.experiment_id)
-        location = (self.artifact_root / name).as_uri() if self.artifact_root else None
-        try:
-            return str(self.client.create_experiment(name, artifact_location=location))
-        except MlflowException:
-            # Another process created it between the lookup and here.
-            exp = self.client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            return str(exp.experiment_id)
+        return ensure_experiment(self.client, name, self.artifact_root)
 
     @staticmethod
     def experiment_name(backend: str) -> str:

@@ -76,19 +76,9 @@ class RecommenderRegistry:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
 
     def experiment_id(self, name: str) -> str:
-        from mlflow.exceptions import MlflowException
+        from models.tracking import ensure_experiment  # imports mlflow: only when training
 
-        exp = self.client.get_experiment_by_name(name)
-        if exp is not None:
-            return str(exp.experiment_id)
-        location = (self.artifact_root / name).as_uri() if self.artifact_root else None
-        try:
-            return str(self.client.create_experiment(name, artifact_location=location))
-        except MlflowException:
-            exp = self.client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            return str(exp.experiment_id)
+        return ensure_experiment(self.client, name, self.artifact_root)
 
     def log_training(
         self, result: TrainResult, *, params: dict[str, Any], tags: dict[str, str] | None = None

@@ -24,24 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import queue
 import re
 import secrets
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.engine import make_url
 
 from serving.db.session import Database
 from serving.db.types import utcnow
+from serving.db.write_turn import WriteTurn
 from serving.schemas.analytics import (
     ANONYMOUS_ID_PATTERN,
     EVENT_ID_PATTERN,
@@ -377,11 +374,7 @@ class EventWriter:
         self._sql = insert_sql(self.dialect)
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._lock_fd: int | None = None
-        database = make_url(db.url).database
-        if self.dialect == "sqlite" and database and database != ":memory:":
-            # The vote writer's lock file: all writers of the file take turns.
-            self._lock_fd = os.open(f"{database}.write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._turn = WriteTurn(db)  # all writers of one SQLite file take turns
         self.commits = 0
         self.rows_written = 0
 
@@ -395,9 +388,7 @@ class EventWriter:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._turn.close()
 
     async def write(self, rows: list[tuple[Any, ...]]) -> None:
         """Queue ``rows``; returns once they are committed (or raises)."""
@@ -427,21 +418,10 @@ class EventWriter:
                 count += len(item.rows)
             self._write(batch)
 
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        if self._lock_fd is None:
-            yield
-            return
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
     def _write(self, batch: list[_Pending]) -> None:
         rows = [row for p in batch for row in p.rows]
         try:
-            with self._turn(), self.db.engine.begin() as conn:
+            with self._turn.hold(), self.db.engine.begin() as conn:
                 conn.exec_driver_sql(self._sql, rows)  # type: ignore[arg-type]
             self.commits += 1
             self.rows_written += len(rows)

@@ -19,23 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import queue
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Insert, insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
 
 from serving.db.models import OutboxEvent, Vote
 from serving.db.session import Database
 from serving.db.types import utcnow, uuid7
+from serving.db.write_turn import WriteTurn
 
 log = logging.getLogger("serving.votes")
 
@@ -75,10 +72,7 @@ class VoteWriter:
         self._outbox = insert(OutboxEvent)
         self._queue: queue.SimpleQueue[PendingVote | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._lock_fd: int | None = None
-        database = make_url(db.url).database
-        if db.backend == "sqlite" and database and database != ":memory:":
-            self._lock_fd = os.open(f"{database}.write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._turn = WriteTurn(db)  # all writers of one SQLite file take turns
         self.batches = 0  # commits made (tests, metrics)
 
     def start(self) -> None:
@@ -92,9 +86,7 @@ class VoteWriter:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._turn.close()
 
     async def submit(
         self, *, user_id: str, track_id: str, genre: str, stars: int | None,
@@ -135,20 +127,9 @@ class VoteWriter:
                 batch.append(item)
             self._write(batch)
 
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        if self._lock_fd is None:
-            yield
-            return
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
     def _write(self, batch: list[PendingVote]) -> None:
         try:
-            with self._turn(), self.db.engine.begin() as conn:
+            with self._turn.hold(), self.db.engine.begin() as conn:
                 times = [tuple(conn.execute(self._upsert, p.values).one()) for p in batch]
                 conn.execute(self._outbox, [p.event for p in batch])
             self.batches += 1
