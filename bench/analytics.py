@@ -50,19 +50,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from api import run_wrk  # noqa: E402 - bench/api.py: wrk with its JSON report
 
 PASSWORD = "Tempo-Rubato-42"
 TARGETS = {"single": 5_000, "batch": 50_000, "drain": 100_000, "groupby_s": 1.0, "rss_mb": 1024}
 
-WRK_REPORT = """
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '\\nJSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d,"non2xx":%d}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout, e.status))
-end
-"""
 
 BASELINE = """
 from starlette.applications import Starlette
@@ -94,25 +88,6 @@ def wait_ready(url: str, timeout_s: float = 90.0) -> None:
         except httpx.HTTPError:
             time.sleep(0.3)
     raise SystemExit(f"no answer from {url} within {timeout_s:g} s")
-
-
-def run_wrk(url: str, seconds: float, connections: int, script: str) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script + WRK_REPORT)
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "-s", f.name, url],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-    finally:
-        os.unlink(f.name)
-    data = json.loads(out.split("JSON ", 1)[1])
-    return {
-        "rps": data["requests"] / (data["duration_us"] / 1e6),
-        "p50_ms": data["p50_us"] / 1000,
-        "p99_ms": data["p99_us"] / 1000,
-        "errors": data["errors"] + data["non2xx"],
-    }
 
 
 def post_script(body: str) -> str:

@@ -43,6 +43,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 warnings.filterwarnings("ignore", module="implicit")
 
 SIZES = {
@@ -268,14 +269,7 @@ request = function()
   if #tokens > 0 then headers["Authorization"] = "Bearer " .. tokens[(i %% #tokens) + 1] end
   return wrk.format("GET", paths[(i %% #paths) + 1], headers)
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '\\nJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,"errors":%%d,"non2xx":%%d}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout, e.status))
-end
-"""
+"""  # bench/api.py's run_wrk adds the JSON report
 
 
 def load_wrk(
@@ -285,22 +279,9 @@ def load_wrk(
         ",".join(json.dumps(p) for p in paths),
         ",".join(json.dumps(t) for t in tokens),
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "-s", f.name, base],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-    finally:
-        os.unlink(f.name)
-    data = json.loads(out.split("JSON ", 1)[1])
-    return {
-        "rps": data["requests"] / (data["duration_us"] / 1e6),
-        "p50_ms": data["p50_us"] / 1000,
-        "p99_ms": data["p99_us"] / 1000,
-        "errors": data["errors"] + data["non2xx"],
-    }
+    from api import run_wrk  # bench/api.py: wrk with its JSON report
+
+    return run_wrk(base, seconds, connections, script)
 
 
 async def load_python(
